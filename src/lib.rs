@@ -1,0 +1,14 @@
+//! headway: a light client and sync stack for a validator-finalized audit chain.
+//!
+//! The crate builds unchanged for native targets and `wasm32-unknown-unknown`. Its core is
+//! sans-I/O: no sockets, no storage, no clock (time is an argument).
+//!
+//! - [`chain`]: the data model, its canonical encoding and hashing, checkpoints.
+//! - [`crypto`]: ed25519 keys and the one signature rule, single and batch.
+//! - [`proof`]: the event Merkle tree, the chain MMR and end-to-end event proofs.
+//! - [`verify`]: header verification as small predicates, one header or a range.
+
+pub mod chain;
+pub mod crypto;
+pub mod proof;
+pub mod verify;
