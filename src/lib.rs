@@ -12,3 +12,4 @@ pub mod chain;
 pub mod crypto;
 pub mod proof;
 pub mod verify;
+pub mod testkit;
