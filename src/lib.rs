@@ -11,5 +11,10 @@
 pub mod chain;
 pub mod crypto;
 pub mod proof;
-pub mod verify;
 pub mod testkit;
+pub mod verify;
+
+// Unit tests also run in headless Chromium: each test module aliases `test` to
+// `wasm_bindgen_test` on wasm32.
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -167,7 +167,9 @@ impl ChainBuilder {
         let hash = header.hash();
         let height = header.height;
         let next_validators = if header.hands_over() {
-            self.schedule.get(&(height + 1)).map(|keys| validator_set(keys))
+            self.schedule
+                .get(&(height + 1))
+                .map(|keys| validator_set(keys))
         } else {
             None
         };

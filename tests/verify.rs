@@ -44,7 +44,10 @@ fn both_modes() -> [Verifier; 2] {
 
 fn assert_rejects(state: &TrustedState, candidate: &TrustedHeader, expected: VerifyError) {
     for verifier in both_modes() {
-        assert_eq!(verifier.verify(state, candidate, NOW), Err(expected.clone()));
+        assert_eq!(
+            verifier.verify(state, candidate, NOW),
+            Err(expected.clone())
+        );
         let range = verifier.verify_range(state, std::slice::from_ref(candidate), NOW);
         let failure = range.unwrap_err();
         assert_eq!(failure.error.error, expected);
@@ -144,11 +147,12 @@ fn rejects_timestamp_too_far_in_future() {
         max_drift: 15_000,
         got: c.timestamp_ms,
     };
-    assert_eq!(Verifier::new().verify(&state, &candidate, now), Err(expected));
+    assert_eq!(
+        Verifier::new().verify(&state, &candidate, now),
+        Err(expected)
+    );
     // Exactly at the drift bound is accepted.
-    assert!(Verifier::new()
-        .verify(&state, &candidate, now + 1)
-        .is_ok());
+    assert!(Verifier::new().verify(&state, &candidate, now + 1).is_ok());
 }
 
 #[test]
@@ -274,7 +278,8 @@ fn rejects_unsorted_signers() {
 fn rejects_exactly_two_thirds() {
     let mut chain = ChainBuilder::new("test-chain", 3);
     let (genesis, _) = chain.next_block(Vec::new());
-    let state = TrustedState::from_checkpoint(&chain.checkpoint().unwrap(), genesis.header).unwrap();
+    let state =
+        TrustedState::from_checkpoint(&chain.checkpoint().unwrap(), genesis.header).unwrap();
     let mut chain = chain.signing(2);
     let (_, c) = chain.next_block(Vec::new());
     assert_rejects(
@@ -398,9 +403,7 @@ fn rejects_a_new_set_without_a_hand_over() {
 fn rejects_the_old_set_signing_after_a_hand_over() {
     let (mut chain, state) = handover_chain();
     let headers = chain.headers(2);
-    let state = Verifier::new()
-        .verify_range(&state, &headers, NOW)
-        .unwrap();
+    let state = Verifier::new().verify_range(&state, &headers, NOW).unwrap();
     // Block 3 must be signed by the new set; a header naming the old set is refused.
     let old_set_hash = headers[0].header.validators_hash;
     let c = tampered(&chain, |h| h.validators_hash = old_set_hash);
@@ -552,7 +555,10 @@ fn checkpoint_text_rejects_bad_fields_with_valid_checksum() {
     assert_eq!(with(2, ""), Err(CheckpointError::Height("".into())));
     assert_eq!(with(3, "abc"), Err(CheckpointError::BlockHash));
     assert!(matches!(with(4, "zz"), Err(CheckpointError::Validators(_))));
-    assert!(matches!(with(4, "00000000"), Err(CheckpointError::Validators(_))));
+    assert!(matches!(
+        with(4, "00000000"),
+        Err(CheckpointError::Validators(_))
+    ));
 }
 
 #[test]

@@ -96,6 +96,8 @@ impl Decode for ChainId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn accepts_the_allowed_alphabet() {

@@ -112,8 +112,8 @@ impl Checkpoint {
         let block_hash = Hash::from_hex(block_hash).map_err(|_| CheckpointError::BlockHash)?;
         let bytes =
             hex::decode(validators).map_err(|e| CheckpointError::Validators(e.to_string()))?;
-        let validators = ValidatorSet::decode(&bytes)
-            .map_err(|e| CheckpointError::Validators(e.to_string()))?;
+        let validators =
+            ValidatorSet::decode(&bytes).map_err(|e| CheckpointError::Validators(e.to_string()))?;
         Ok(Checkpoint {
             chain_id,
             height,

@@ -249,7 +249,11 @@ impl<'a> Reader<'a> {
 
     /// A sequence of at most `max` items. Pre-allocation is bounded by the bytes left, so a
     /// forged count cannot make us reserve memory the input does not back.
-    pub fn seq<T: Decode>(&mut self, what: &'static str, max: usize) -> Result<Vec<T>, DecodeError> {
+    pub fn seq<T: Decode>(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<T>, DecodeError> {
         let n = self.len(what, max)?;
         let mut out = Vec::with_capacity(n.min(self.input.len()));
         for _ in 0..n {
@@ -294,6 +298,8 @@ impl Decode for u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn integers_are_little_endian() {
@@ -346,7 +352,9 @@ mod tests {
         let mut w = Writer::new();
         w.u32(1_000_000);
         let bytes = w.into_bytes();
-        let err = Reader::new(&bytes).seq::<Hash>("hashes", 2_000_000).unwrap_err();
+        let err = Reader::new(&bytes)
+            .seq::<Hash>("hashes", 2_000_000)
+            .unwrap_err();
         assert!(matches!(err, DecodeError::UnexpectedEnd { .. }));
     }
 

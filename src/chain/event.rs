@@ -110,9 +110,11 @@ impl AuditEvent {
     /// Checks every field against its limits and alphabet.
     pub fn validate(&self) -> Result<(), EventError> {
         check_text("kind", &self.kind, MAX_KIND_LEN)?;
-        if let Some(c) = self.kind.chars().find(|c| {
-            !matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-' | ':' | '/')
-        }) {
+        if let Some(c) = self
+            .kind
+            .chars()
+            .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-' | ':' | '/'))
+        {
             return Err(EventError::KindCharacter(c));
         }
         check_text("actor", &self.actor, MAX_ACTOR_LEN)?;
@@ -230,6 +232,8 @@ pub(crate) mod hex_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn event(key: &SigningKey) -> AuditEvent {
         AuditEvent {

@@ -146,7 +146,8 @@ impl Domain {
     /// The 32-byte BLAKE3 key of this domain, derived once per process.
     pub fn key(self) -> &'static [u8; 32] {
         static KEYS: OnceLock<[[u8; 32]; Domain::ALL.len()]> = OnceLock::new();
-        &KEYS.get_or_init(|| Domain::ALL.map(|d| blake3::derive_key(d.context(), b"")))[self.index()]
+        &KEYS.get_or_init(|| Domain::ALL.map(|d| blake3::derive_key(d.context(), b"")))
+            [self.index()]
     }
 
     /// A streaming hasher for this domain.
@@ -171,6 +172,8 @@ pub fn hash_pair(domain: Domain, left: &Hash, right: &Hash) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn domains_have_distinct_keys() {
@@ -201,7 +204,10 @@ mod tests {
         let mut cat = Vec::new();
         cat.extend_from_slice(&l.0);
         cat.extend_from_slice(&r.0);
-        assert_eq!(hash_pair(Domain::MmrNode, &l, &r), hash(Domain::MmrNode, &cat));
+        assert_eq!(
+            hash_pair(Domain::MmrNode, &l, &r),
+            hash(Domain::MmrNode, &cat)
+        );
     }
 
     #[test]
@@ -209,6 +215,9 @@ mod tests {
         let h = hash(Domain::Event, b"e");
         assert_eq!(Hash::from_hex(&h.to_hex()), Ok(h));
         assert_eq!(Hash::from_hex("00"), Err(HashParseError::Length(2)));
-        assert_eq!(Hash::from_hex(&"zz".repeat(32)), Err(HashParseError::NotHex));
+        assert_eq!(
+            Hash::from_hex(&"zz".repeat(32)),
+            Err(HashParseError::NotHex)
+        );
     }
 }

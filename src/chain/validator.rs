@@ -38,7 +38,7 @@ pub enum ValidatorSetError {
     #[error("validator {index} has zero voting power")]
     ZeroPower { index: usize },
     #[error("validator key {key} appears twice")]
-    DuplicateKey { key: PublicKey },
+    DuplicateKey { key: String },
     #[error("validators are not sorted by key (at index {index})")]
     NotSorted { index: usize },
     #[error("total voting power exceeds {MAX_TOTAL_POWER}")]
@@ -69,7 +69,9 @@ impl ValidatorSet {
                 match validators[index - 1].key.as_bytes().cmp(v.key.as_bytes()) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => {
-                        return Err(ValidatorSetError::DuplicateKey { key: v.key.clone() })
+                        return Err(ValidatorSetError::DuplicateKey {
+                            key: v.key.to_hex(),
+                        })
                     }
                     std::cmp::Ordering::Greater => {
                         return Err(ValidatorSetError::NotSorted { index })
@@ -179,6 +181,8 @@ impl<'de> Deserialize<'de> for ValidatorSet {
 mod tests {
     use super::*;
     use crate::crypto::ed25519::SigningKey;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn key(i: u8) -> PublicKey {
         SigningKey::from_seed(&[i; 32]).public_key()
@@ -262,6 +266,9 @@ mod tests {
         assert_eq!(s.proposer(0, 0), &s.validators()[0]);
         assert_eq!(s.proposer(1, 0), &s.validators()[1]);
         assert_eq!(s.proposer(3, 2), &s.validators()[1]);
-        assert_eq!(s.proposer(u64::MAX, u32::MAX), s.proposer(u64::MAX, u32::MAX));
+        assert_eq!(
+            s.proposer(u64::MAX, u32::MAX),
+            s.proposer(u64::MAX, u32::MAX)
+        );
     }
 }

@@ -339,6 +339,44 @@ fn challenge(r_bytes: &[u8; 32], key: &PublicKey, message: &[u8]) -> Scalar {
     Scalar::from_bytes_mod_order_wide(&wide)
 }
 
+/// The batch coefficients: `n` little-endian `u128`s, the first `16·n` bytes of the seed's
+/// BLAKE3 XOF, read one whole 64-byte output block at a time (a shorter read would recompute
+/// the same block).
+struct Coefficients {
+    xof: blake3::OutputReader,
+    block: [u8; 64],
+    next: usize,
+    left: usize,
+}
+
+impl Coefficients {
+    fn new(xof: blake3::OutputReader, n: usize) -> Self {
+        Coefficients {
+            xof,
+            block: [0; 64],
+            next: 64,
+            left: n,
+        }
+    }
+
+    /// The next coefficient; after the `n`-th, zeros (never reached by the caller).
+    fn next_u128(&mut self) -> u128 {
+        if self.left == 0 {
+            return 0;
+        }
+        if self.next == 64 {
+            let want = self.left.saturating_mul(16).min(64);
+            self.xof.fill(&mut self.block[..want]);
+            self.next = 0;
+        }
+        let mut z = [0u8; 16];
+        z.copy_from_slice(&self.block[self.next..self.next + 16]);
+        self.next += 16;
+        self.left -= 1;
+        u128::from_le_bytes(z)
+    }
+}
+
 /// Verifies one signature: `[8]([S]B − R − [k]A) = 0`.
 pub fn verify(
     key: &PublicKey,
@@ -393,20 +431,11 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), BatchError> {
         }
     }
 
-    // z_i: 16 bytes each from the XOF, read a whole 64-byte BLAKE3 block at a time.
-    let mut xof = seed.finalize_xof();
-    let mut block = [0u8; 64];
+    let mut coefficients = Coefficients::new(seed.finalize_xof(), n);
     let mut s_sum = Scalar::ZERO;
     let (z_slots, zk_slots) = scalars[1..].split_at_mut(n);
-    for (i, (z_slot, zk_slot)) in z_slots.iter_mut().zip(zk_slots).enumerate() {
-        let at = (i % 4) * 16;
-        if at == 0 {
-            let want = (16 * (n - i)).min(64);
-            xof.fill(&mut block[..want]);
-        }
-        let mut z_bytes = [0u8; 16];
-        z_bytes.copy_from_slice(&block[at..at + 16]);
-        let z = Scalar::from(u128::from_le_bytes(z_bytes));
+    for (z_slot, zk_slot) in z_slots.iter_mut().zip(zk_slots) {
+        let z = Scalar::from(coefficients.next_u128());
         s_sum += z * *z_slot; // z_slot holds S_i
         *z_slot = z;
         *zk_slot *= z; // zk_slot held k_i
@@ -506,6 +535,52 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    #[test]
+    fn coefficients_are_the_xof_prefix() {
+        for n in 0..=13usize {
+            let mut seed = Domain::BatchCoefficients.hasher();
+            seed.update(&n.to_le_bytes());
+            let mut all = vec![0u8; 16 * n];
+            seed.finalize_xof().fill(&mut all);
+            let mut c = Coefficients::new(seed.finalize_xof(), n);
+            for chunk in all.chunks(16) {
+                assert_eq!(
+                    c.next_u128(),
+                    u128::from_le_bytes(chunk.try_into().unwrap())
+                );
+            }
+            assert_eq!(c.next_u128(), 0);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let sk = key(12);
+        let pk = sk.public_key();
+        let mut keys = 0;
+        for i in 0u64..2000 {
+            let mut bytes = [0u8; 96];
+            Domain::Handshake
+                .hasher()
+                .update(&i.to_le_bytes())
+                .finalize_xof()
+                .fill(&mut bytes);
+            let k: [u8; 32] = bytes[..32].try_into().unwrap();
+            let sig = Signature(bytes[32..].try_into().unwrap());
+            let other = PublicKey::from_bytes(&k);
+            keys += usize::from(other.is_ok());
+            assert!(verify(&pk, &k, &sig).is_err());
+            let item = BatchItem {
+                key: other.as_ref().unwrap_or(&pk),
+                message: &k,
+                signature: &sig,
+            };
+            assert!(verify_batch(&[item]).is_err());
+        }
+        // About 1/2 of random y decompress, and 1/8 of those are torsion-free (~125 of 2000).
+        assert!((50..250).contains(&keys), "{keys}");
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use super::merkle::{MerkleError, MerkleProof};
-use super::mmr::{MmrError, MmrProof};
+use super::merkle::{merkle_proof, MerkleError, MerkleProof};
+use super::mmr::{prove, MmrError, MmrNodes, MmrProof};
 use crate::chain::{
-    BlockHash, BlockHeader, Decode, DecodeError, Encode, EventError, EventId, Reader,
+    Block, BlockHash, BlockHeader, Decode, DecodeError, Encode, EventError, EventId, Reader,
     SignedEvent, Writer,
 };
 
@@ -59,6 +59,45 @@ pub enum EventProofError {
 }
 
 impl EventProof {
+    /// Builds the proof that `block.events[index]` is in the chain committed to by a header at
+    /// `trusted_height` (at or after the block). `nodes` is the chain MMR over block hashes,
+    /// holding at least `trusted_height` leaves.
+    pub fn build<N: MmrNodes + ?Sized>(
+        block: &Block,
+        index: u32,
+        nodes: &N,
+        trusted_height: u64,
+    ) -> Result<EventProof, EventProofError> {
+        let height = block.header.height;
+        if height > trusted_height {
+            return Err(EventProofError::BlockAfterTrustedHeader {
+                event_height: height,
+                trusted_height,
+            });
+        }
+        let event = block
+            .events
+            .get(index as usize)
+            .ok_or(MerkleError::IndexOutOfRange {
+                index,
+                leaf_count: block.header.event_count,
+            })?
+            .clone();
+        let ids: Vec<EventId> = block.events.iter().map(SignedEvent::id).collect();
+        let merkle = merkle_proof(&ids, index)?;
+        let mmr = if height == trusted_height {
+            None
+        } else {
+            Some(prove(nodes, height, trusted_height)?)
+        };
+        Ok(EventProof {
+            event,
+            header: block.header.clone(),
+            merkle,
+            mmr,
+        })
+    }
+
     /// Verifies the proof against a header the caller already trusts (verified by signatures,
     /// at or after the event's block). Checks the event's own signature too.
     pub fn verify(&self, trusted: &BlockHeader) -> Result<VerifiedEvent, EventProofError> {

@@ -190,6 +190,8 @@ impl Decode for MerkleProof {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn id(i: u32) -> Hash {
         hash(Domain::Event, &i.to_le_bytes())

@@ -406,6 +406,8 @@ impl Decode for MmrProof {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn block(i: u64) -> Hash {
         hash(Domain::BlockHeader, &i.to_le_bytes())

@@ -16,7 +16,9 @@ pub enum VerifyError {
     ParentHashMismatch { expected: BlockHash, got: BlockHash },
     #[error("timestamp {got} ms is before the parent's {parent} ms")]
     TimestampBeforeParent { parent: u64, got: u64 },
-    #[error("timestamp {got} ms is more than the allowed drift past now ({now} ms + {max_drift} ms)")]
+    #[error(
+        "timestamp {got} ms is more than the allowed drift past now ({now} ms + {max_drift} ms)"
+    )]
     TimestampInFuture { now: u64, max_drift: u64, got: u64 },
     #[error("MMR leaf count {got} differs from the height {expected}")]
     MmrLeafCountMismatch { expected: u64, got: u64 },
@@ -34,7 +36,9 @@ pub enum VerifyError {
     UnknownValidator { index: u32, set_len: usize },
     #[error("validator {index} signed twice")]
     DuplicateSigner { index: u32 },
-    #[error("commit signatures are not in increasing validator order (index {index} after {previous})")]
+    #[error(
+        "commit signatures are not in increasing validator order (index {index} after {previous})"
+    )]
     UnsortedSignatures { previous: u32, index: u32 },
     #[error("signed voting power {signed} of {total} is not more than two thirds")]
     InsufficientVotingPower { signed: u64, total: u64 },

@@ -141,7 +141,10 @@ pub fn commit_targets_header(
 /// signers hold strictly more than 2/3 of the power. Returns how many leading signatures
 /// reach that threshold: only those need their cryptography checked (as in Tendermint's
 /// light verification); the rest are checked structurally here and otherwise ignored.
-pub fn sufficient_distinct_signers(set: &ValidatorSet, commit: &Commit) -> Result<usize, VerifyError> {
+pub fn sufficient_distinct_signers(
+    set: &ValidatorSet,
+    commit: &Commit,
+) -> Result<usize, VerifyError> {
     let mut signed: u64 = 0;
     let mut needed = None;
     let mut previous: Option<u32> = None;

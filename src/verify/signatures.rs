@@ -44,10 +44,12 @@ pub(crate) fn verify_each(
 ) -> Result<(), VerifyError> {
     for sig in commit.signatures.iter().take(needed) {
         let index = sig.validator_index;
-        let v = set.get(index as usize).ok_or(VerifyError::UnknownValidator {
-            index,
-            set_len: set.len(),
-        })?;
+        let v = set
+            .get(index as usize)
+            .ok_or(VerifyError::UnknownValidator {
+                index,
+                set_len: set.len(),
+            })?;
         ed25519::verify(&v.key, digest.as_bytes(), &sig.signature)
             .map_err(|error| VerifyError::InvalidSignature { index, error })?;
     }
@@ -76,4 +78,3 @@ pub(crate) fn verify_commit(
 pub(crate) fn batch_ok(items: &[BatchItem<'_>]) -> bool {
     matches!(ed25519::verify_batch(items), Ok(()))
 }
-

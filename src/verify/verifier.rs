@@ -194,7 +194,7 @@ impl Verifier {
         }
 
         // Find the first header whose signatures fail, one header at a time.
-        let mut last_good: Option<TrustedState> = None;
+        let mut last_good: Option<Box<TrustedState>> = None;
         for (position, c) in checked.into_iter().enumerate() {
             if let Err(error) = self.verify_signatures(&c) {
                 return Err(RangeFailure {
@@ -206,11 +206,11 @@ impl Verifier {
                     last_good,
                 });
             }
-            last_good = Some(c.state);
+            last_good = Some(Box::new(c.state));
         }
         match structural {
             Some(error) => Err(RangeFailure { error, last_good }),
-            None => Ok(last_good.unwrap_or_else(|| trusted.clone())),
+            None => Ok(last_good.map_or_else(|| trusted.clone(), |s| *s)),
         }
     }
 }
@@ -221,5 +221,5 @@ impl Verifier {
 pub struct RangeFailure {
     pub error: RangeError,
     /// State after the last header before the failing one; `None` if the first one failed.
-    pub last_good: Option<TrustedState>,
+    pub last_good: Option<Box<TrustedState>>,
 }
