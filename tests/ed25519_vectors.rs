@@ -8,6 +8,11 @@
 //! single path and in every batch. [`check_all`] takes the JSON text so that a wasm32 test can
 //! run the same body on an `include_str!` of the file.
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 use headway::crypto::ed25519::{
     verify, verify_batch, BatchError, BatchItem, KeyError, PublicKey, Signature, SignatureError,
     SigningKey,

@@ -458,6 +458,8 @@ mod tests {
     use super::*;
     use crate::chain::hash::{hash, Domain};
     use curve25519_dalek::constants::{ED25519_BASEPOINT_TABLE, EIGHT_TORSION};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
     const ELL: [u8; 32] = [
