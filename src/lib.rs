@@ -18,3 +18,8 @@ pub mod verify;
 // `wasm_bindgen_test` on wasm32.
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// README's Rust example compiles as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
