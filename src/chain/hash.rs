@@ -6,10 +6,39 @@
 //! (a Merkle leaf can never be read as an inner node, a block hash never as an event id) at no
 //! per-hash cost: the key only replaces BLAKE3's IV. `docs/PROTOCOL.md` lists the contexts.
 
-use std::fmt;
 use std::sync::OnceLock;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+/// Implements `Debug` (`Type(hex)`), `Display` (hex) and serde (a hex string, parsed strictly by
+/// the type's `from_hex`) for a byte-string type with `to_hex` and `from_hex`.
+macro_rules! impl_hex_text {
+    ($ty:ident) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($ty), "({})"), self.to_hex())
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                $ty::from_hex(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use impl_hex_text;
 
 /// Length of every protocol hash in bytes.
 pub const HASH_LEN: usize = 32;
@@ -50,30 +79,7 @@ pub enum HashParseError {
     NotHex,
 }
 
-impl fmt::Debug for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hash({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for Hash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Serialize for Hash {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Hash {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Hash::from_hex(&s).map_err(serde::de::Error::custom)
-    }
-}
+impl_hex_text!(Hash);
 
 /// The hashing and signing domains of protocol version 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

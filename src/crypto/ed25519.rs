@@ -24,7 +24,6 @@
 //! probability about 2^-128 over the coefficients, which nobody can choose. Nothing here uses an
 //! rng (wasm32 has none) and no input can make it panic.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash as StdHash, Hasher as StdHasher};
 use std::iter;
@@ -33,11 +32,10 @@ use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha512};
 
 use crate::chain::encoding::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::chain::hash::Domain;
+use crate::chain::hash::{impl_hex_text, Domain};
 
 /// Length of an encoded public key in bytes.
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -171,30 +169,7 @@ impl StdHash for PublicKey {
     }
 }
 
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Serialize for PublicKey {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for PublicKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <Cow<'de, str>>::deserialize(d)?;
-        PublicKey::from_hex(&s).map_err(serde::de::Error::custom)
-    }
-}
+impl_hex_text!(PublicKey);
 
 impl Encode for PublicKey {
     fn encode_to(&self, w: &mut Writer) {
@@ -237,30 +212,7 @@ impl Signature {
     }
 }
 
-impl fmt::Debug for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({})", self.to_hex())
-    }
-}
-
-impl fmt::Display for Signature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl Serialize for Signature {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> Deserialize<'de> for Signature {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <Cow<'de, str>>::deserialize(d)?;
-        Signature::from_hex(&s).map_err(serde::de::Error::custom)
-    }
-}
+impl_hex_text!(Signature);
 
 impl Encode for Signature {
     fn encode_to(&self, w: &mut Writer) {
