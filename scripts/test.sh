@@ -24,5 +24,8 @@ export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
 cargo test --target wasm32-unknown-unknown --lib --tests
 
+step "wasm32 library build"
+cargo build --target wasm32-unknown-unknown --lib
+
 step "benches compile"
 cargo bench --no-run
