@@ -141,6 +141,49 @@ pub struct Block {
     pub events: Vec<SignedEvent>,
 }
 
+/// A block with the commit that finalizes it and, at a hand-over, the set that signs the next
+/// block: everything a full node stores and serves for one height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalizedBlock {
+    pub block: Block,
+    pub commit: Commit,
+    pub next_validators: Option<ValidatorSet>,
+}
+
+impl FinalizedBlock {
+    pub fn height(&self) -> u64 {
+        self.block.header.height
+    }
+
+    /// The header part, as served to light clients.
+    pub fn trusted_header(&self) -> TrustedHeader {
+        TrustedHeader {
+            header: self.block.header.clone(),
+            commit: self.commit.clone(),
+            next_validators: self.next_validators.clone(),
+        }
+    }
+}
+
+impl Encode for FinalizedBlock {
+    fn encode_to(&self, w: &mut Writer) {
+        w.value(&self.block)
+            .value(&self.commit)
+            .option(self.next_validators.as_ref());
+    }
+}
+
+impl Decode for FinalizedBlock {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(FinalizedBlock {
+            block: Block::decode_from(r)?,
+            commit: Commit::decode_from(r)?,
+            next_validators: r.option("next validator set")?,
+        })
+    }
+}
+
 impl Encode for CommitSig {
     fn encode_to(&self, w: &mut Writer) {
         w.u32(self.validator_index).value(&self.signature);
