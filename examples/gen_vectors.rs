@@ -27,8 +27,6 @@ const NEXT_KEYS: (u64, usize) = (2, 5);
 /// Events per block, heights 0..=5.
 const EVENTS_PER_BLOCK: [usize; 6] = [0, 3, 0, 5, 1, 0];
 const EVENT_SOURCE_KEY: u64 = 100;
-/// The clock passed to the verifier for the chain and the verification cases.
-const VERIFY_NOW_MS: u64 = 1_700_000_060_000;
 
 fn hx(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(bytes)
@@ -160,10 +158,17 @@ fn keys() -> Value {
 
 fn chain_id() -> Value {
     let id = ChainId::new(CHAIN_ID).expect("valid");
+    let rejected: Vec<Value> = ["", "Headway", "a:b", "a b", "é", &"a".repeat(65)]
+        .iter()
+        .map(|s| {
+            let e = ChainId::new(*s).expect_err("rejected");
+            json!({ "value": s, "error": format!("{e:?}").split('(').next() })
+        })
+        .collect();
     json!({
         "value": id.as_str(),
         "encoding": enc(&id),
-        "rejected": ["", "Headway", "a:b", "a b", "é", "a".repeat(65)],
+        "rejected": rejected,
     })
 }
 
@@ -228,6 +233,8 @@ struct Chain {
     builder: ChainBuilder,
     blocks: Vec<Block>,
     trusted: Vec<TrustedHeader>,
+    /// The verifier's clock for the chain and the cases: the last block's timestamp.
+    now_ms: u64,
 }
 
 fn build_chain() -> Chain {
@@ -249,10 +256,12 @@ fn build_chain() -> Chain {
         blocks.push(block);
         trusted.push(th);
     }
+    let now_ms = builder.last_time_ms();
     Chain {
         builder,
         blocks,
         trusted,
+        now_ms,
     }
 }
 
@@ -283,7 +292,7 @@ fn chain_section(chain: &Chain) -> Value {
     // Sanity: the whole chain verifies from the genesis checkpoint.
     let state = genesis_state(chain);
     let last = Verifier::new()
-        .verify_range(&state, &chain.trusted[1..], VERIFY_NOW_MS)
+        .verify_range(&state, &chain.trusted[1..], chain.now_ms)
         .expect("the vector chain verifies");
     assert_eq!(last.height(), (EVENTS_PER_BLOCK.len() - 1) as u64);
     json!({
@@ -296,7 +305,7 @@ fn chain_section(chain: &Chain) -> Value {
             "power": 10,
         },
         "event_source_key_index": EVENT_SOURCE_KEY,
-        "verify_now_ms": VERIFY_NOW_MS,
+        "verify_now_ms": chain.now_ms,
         "blocks": blocks,
     })
 }
@@ -651,7 +660,7 @@ fn verification_cases(chain: &Chain) -> Value {
     let mut states = vec![genesis_state(chain)];
     for th in &chain.trusted[1..] {
         let next = Verifier::new()
-            .verify(states.last().expect("non-empty"), th, VERIFY_NOW_MS)
+            .verify(states.last().expect("non-empty"), th, chain.now_ms)
             .expect("chain verifies");
         states.push(next);
     }
@@ -659,11 +668,11 @@ fn verification_cases(chain: &Chain) -> Value {
         .into_iter()
         .map(|(name, trusted_height, candidate)| {
             let state = &states[trusted_height as usize];
-            let (batch, _) = outcome(Verifier::new().verify(state, &candidate, VERIFY_NOW_MS));
+            let (batch, _) = outcome(Verifier::new().verify(state, &candidate, chain.now_ms));
             let (single, _) = outcome(
                 Verifier::new()
                     .with_signature_mode(SignatureMode::Single)
-                    .verify(state, &candidate, VERIFY_NOW_MS),
+                    .verify(state, &candidate, chain.now_ms),
             );
             assert_eq!(batch, single, "{name}: batch and single modes agree");
             json!({

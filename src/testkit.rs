@@ -43,7 +43,7 @@ pub fn event(source: &SigningKey, n: u64, time_ms: u64) -> SignedEvent {
         kind: "document.read".into(),
         actor: format!("user-{}", n % 97),
         resource: format!("doc/{n}"),
-        outcome: if n % 5 == 0 {
+        outcome: if n.is_multiple_of(5) {
             Outcome::Denied
         } else {
             Outcome::Success

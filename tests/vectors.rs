@@ -29,6 +29,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const TEXT: &str = include_str!("vectors/protocol.json");
+/// BLAKE3 of `protocol.json`. The vectors are frozen: the recomputations below catch any change
+/// that alters a value, and this digest catches the rest (descriptions, a rejected encoding
+/// corrupted into another rejected encoding). An intended protocol change regenerates the file
+/// and updates this digest in the same commit.
+const FILE_BLAKE3: &str = "c054aee225a8b07d7b4139bd2146a5d1c3a715a9a0215f8dd2d3bb779de931bb";
 const REGENERATE: &str = "regenerate with `cargo run --example gen_vectors > tests/vectors/protocol.json` only if the protocol change is intended";
 
 /// The domains of protocol v1, as the specification lists them.
@@ -125,7 +130,14 @@ struct KeyV {
 struct ChainIdV {
     value: String,
     encoding: String,
-    rejected: Vec<String>,
+    rejected: Vec<RejectedIdV>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectedIdV {
+    value: String,
+    error: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -872,6 +884,11 @@ fn chain(d: &Doc) -> Chain {
         states.push(batch.unwrap_or_else(|e| panic!("height {}: {e}", th.header.height)));
     }
     // And as one range.
+    // The verifier's clock reads the last block's timestamp.
+    assert_eq!(
+        Some(c.verify_now_ms),
+        headers.last().map(|h| h.timestamp_ms)
+    );
     let range = Verifier::new()
         .verify_range(&genesis, &trusted[1..], c.verify_now_ms)
         .expect("the range verifies");
@@ -913,6 +930,15 @@ fn file_is_exactly_the_canonical_rendering_of_its_content() {
     );
     assert_eq!(d.protocol_version, PROTOCOL_VERSION);
     assert_eq!(d.protocol_version, 1);
+}
+
+#[test]
+fn file_digest_is_pinned() {
+    assert_eq!(
+        blake3::hash(TEXT.as_bytes()).to_hex().as_str(),
+        FILE_BLAKE3,
+        "tests/vectors/protocol.json changed: {REGENERATE}, then update FILE_BLAKE3"
+    );
 }
 
 #[test]
@@ -1086,10 +1112,15 @@ fn chain_id() {
     );
     assert!(!v.rejected.is_empty());
     for bad in &v.rejected {
-        assert!(
-            ChainId::new(bad.clone()).is_err(),
-            "{bad:?} must be rejected"
-        );
+        let err = ChainId::new(bad.value.clone()).expect_err("rejected");
+        assert_eq!(variant(&err), bad.error, "{bad:?}");
+        // The alphabet and length rule of the specification.
+        let valid_by_spec = (1..=64).contains(&bad.value.len())
+            && bad
+                .value
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.'));
+        assert!(!valid_by_spec, "{bad:?}");
     }
 }
 

@@ -571,3 +571,28 @@ fn commit_signature_list_is_strictly_validated_on_the_wire() {
     bytes.push(0);
     assert!(TrustedHeader::decode(&bytes).is_err());
 }
+
+#[test]
+fn checkpoint_text_must_be_canonical() {
+    let (mut chain, _) = start(4);
+    chain.next_block(Vec::new());
+    let cp = chain.checkpoint().unwrap();
+    let text = cp.to_text();
+    let fields: Vec<&str> = text.split(':').collect();
+    let resum = |f: Vec<String>| {
+        let body = f.join(":");
+        let sum = hex::encode(&blake3::hash(body.as_bytes()).as_bytes()[..4]);
+        Checkpoint::from_text(&format!("{body}:{sum}"))
+    };
+    let mut upper: Vec<String> = fields[..5].iter().map(|s| s.to_string()).collect();
+    upper[3] = upper[3].to_uppercase();
+    assert_eq!(resum(upper), Err(CheckpointError::NotCanonical));
+    let mut zeros: Vec<String> = fields[..5].iter().map(|s| s.to_string()).collect();
+    zeros[2] = format!("0{}", zeros[2]);
+    assert_eq!(resum(zeros), Err(CheckpointError::NotCanonical));
+    let upper_sum = format!("{}:{}", fields[..5].join(":"), fields[5].to_uppercase());
+    assert_eq!(
+        Checkpoint::from_text(&upper_sum),
+        Err(CheckpointError::Checksum)
+    );
+}

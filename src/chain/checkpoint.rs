@@ -13,7 +13,8 @@
 //! The checksum is the first 4 bytes of unkeyed BLAKE3 over everything before the last `:`;
 //! it catches a mangled paste before any network traffic. JSON form:
 //! `{"chain_id", "height", "block_hash", "validators": [{"key", "power"}, ...]}`.
-//! Both are parsed strictly: no unknown fields, no extra separators, canonical validator order.
+//! Both are parsed strictly: no unknown fields, no extra separators, canonical validator order;
+//! the text must be exactly the canonical rendering (lowercase hex, no leading zeros).
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,6 +58,8 @@ pub enum CheckpointError {
     Validators(String),
     #[error("checkpoint checksum does not match: the text was altered or mistyped")]
     Checksum,
+    #[error("checkpoint text is not in canonical form (lowercase hex, no leading zeros)")]
+    NotCanonical,
     #[error("checkpoint JSON: {0}")]
     Json(String),
     #[error("header is for chain {got}, checkpoint for {expected}")]
@@ -98,7 +101,7 @@ impl Checkpoint {
             return Err(CheckpointError::FieldCount(fields.len()));
         };
         let body_len = text.len() - sum.len() - 1;
-        if checksum(&text[..body_len]) != sum.to_ascii_lowercase() {
+        if checksum(&text[..body_len]) != sum {
             return Err(CheckpointError::Checksum);
         }
         let chain_id = ChainId::new(chain_id)?;
@@ -114,12 +117,17 @@ impl Checkpoint {
             hex::decode(validators).map_err(|e| CheckpointError::Validators(e.to_string()))?;
         let validators =
             ValidatorSet::decode(&bytes).map_err(|e| CheckpointError::Validators(e.to_string()))?;
-        Ok(Checkpoint {
+        let checkpoint = Checkpoint {
             chain_id,
             height,
             block_hash,
             validators,
-        })
+        };
+        // One text per checkpoint: lowercase hex, no leading zeros.
+        if checkpoint.to_text() != text {
+            return Err(CheckpointError::NotCanonical);
+        }
+        Ok(checkpoint)
     }
 
     pub fn to_json(&self) -> String {

@@ -8,8 +8,9 @@ use crate::crypto::ed25519::PublicKey;
 
 /// Most validators a set may hold.
 pub const MAX_VALIDATORS: usize = 1024;
-/// Largest total voting power; keeps `3 × power` far from overflow in any arithmetic.
-pub const MAX_TOTAL_POWER: u64 = 1 << 60;
+/// Largest total voting power: 2^53 − 1, so every power is exact as a JSON number in
+/// JavaScript (`Number.MAX_SAFE_INTEGER`), and `3 × power` is far from overflowing a u64.
+pub const MAX_TOTAL_POWER: u64 = (1 << 53) - 1;
 
 /// One validator: an ed25519 key (validated and decoded once) and its voting power.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub struct Validator {
 }
 
 /// A canonical validator set: 1..=1024 validators sorted by key bytes (so keys are distinct),
-/// each with power ≥ 1, total ≤ 2^60. Its hash and total power are computed once.
+/// each with power ≥ 1, total ≤ 2^53 − 1. Its hash and total power are computed once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
