@@ -11,6 +11,8 @@
 pub mod chain;
 pub mod crypto;
 pub mod proof;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod store;
 pub mod testkit;
 pub mod verify;
 
