@@ -10,6 +10,8 @@
 
 pub mod chain;
 pub mod crypto;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod node;
 pub mod proof;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod store;

@@ -1,0 +1,2 @@
+pub mod consensus;
+pub mod mempool;

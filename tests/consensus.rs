@@ -1,0 +1,1687 @@
+//! Consensus: machines driven directly (one rule at a time) and many machines on a
+//! deterministic simulated network (delays, reordering, drops, silent and equivocating
+//! validators, a simulated clock that fires timeouts).
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use headway::chain::{
+    Block, BlockHash, Checkpoint, Commit, FinalizedBlock, Genesis, Hash, SignedEvent, ValidatorSet,
+    VoteKind,
+};
+use headway::crypto::ed25519::SigningKey;
+use headway::node::consensus::{
+    BlockLimits, ChainTip, Consensus, ConsensusConfig, ConsensusError, Evidence, Input, Message,
+    Output, SignedProposal, SignedVote, Step, Timeout, TimeoutConfig, TimeoutKind,
+};
+use headway::node::mempool::{Mempool, MempoolConfig, MempoolError};
+use headway::testkit;
+use headway::verify::{TrustedState, Verifier};
+
+const GENESIS_MS: u64 = 1_700_000_000_000;
+
+/// Random networks per randomized test: 64, or `CONSENSUS_SEEDS`.
+fn seeds() -> u64 {
+    std::env::var("CONSENSUS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
+const START_MS: u64 = GENESIS_MS + 1_000;
+
+fn config() -> ConsensusConfig {
+    ConsensusConfig {
+        propose: TimeoutConfig {
+            base_ms: 400,
+            delta_ms: 100,
+        },
+        prevote: TimeoutConfig {
+            base_ms: 200,
+            delta_ms: 100,
+        },
+        precommit: TimeoutConfig {
+            base_ms: 200,
+            delta_ms: 100,
+        },
+        max_clock_drift_ms: 15_000,
+        limits: BlockLimits {
+            max_events: 10,
+            max_bytes: 1 << 20,
+        },
+        rebroadcast_ms: Some(1_000),
+        max_future_rounds: 10,
+    }
+}
+
+fn genesis(keys: &[SigningKey], schedule: BTreeMap<u64, ValidatorSet>) -> Genesis {
+    Genesis::new(
+        "consensus-test".parse().unwrap(),
+        GENESIS_MS,
+        testkit::validator_set(keys),
+        schedule,
+    )
+    .unwrap()
+}
+
+/// `keys` reordered so that position `i` holds the validator with index `i` in `set`.
+fn by_index(keys: &[SigningKey], set: &ValidatorSet) -> Vec<SigningKey> {
+    let mut keys = keys.to_vec();
+    keys.sort_by_key(|k| set.index_of(&k.public_key()));
+    keys
+}
+
+/// Verifies `blocks` (heights 1, 2, ...) one after the other with the light verifier, from
+/// the genesis checkpoint.
+fn verify_chain(genesis: &Genesis, blocks: &[FinalizedBlock], now_ms: u64) {
+    let g = genesis.block();
+    let checkpoint =
+        Checkpoint::for_header(&g.block.header, genesis.validators_at(1).clone()).unwrap();
+    let mut state = TrustedState::from_checkpoint(&checkpoint, g.block.header.clone()).unwrap();
+    for block in blocks {
+        state = Verifier::new()
+            .verify(&state, &block.trusted_header(), now_ms)
+            .unwrap_or_else(|e| panic!("block {} does not verify: {e}", block.height()));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The simulated network.
+// ------------------------------------------------------------------------------------------
+
+/// xorshift64*: deterministic and good enough to shuffle a network.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Net {
+    min_delay_ms: u64,
+    max_delay_ms: u64,
+    drop_permille: u64,
+    /// How long a node takes to store a finalized block.
+    commit_delay_ms: u64,
+    /// Every so often, a node that has not decided its height is handed the block of that
+    /// height if a peer finalized it (what a sync protocol does). `None`: never.
+    sync_ms: Option<u64>,
+}
+
+impl Net {
+    fn reliable() -> Self {
+        Net {
+            min_delay_ms: 1,
+            max_delay_ms: 30,
+            drop_permille: 0,
+            commit_delay_ms: 2,
+            sync_ms: None,
+        }
+    }
+}
+
+enum Event {
+    Deliver { to: usize, msg: Message },
+    Feed { node: usize, input: Input },
+    Sync,
+}
+
+struct Node {
+    machine: Consensus,
+    mempool: Mempool,
+    key: Option<SigningKey>,
+    finalized: Vec<FinalizedBlock>,
+    rejected: Vec<(Option<u32>, ConsensusError)>,
+    evidence: Vec<Evidence>,
+    /// Every vote and proposal this node's machine broadcast.
+    votes_sent: Vec<SignedVote>,
+    proposals_sent: Vec<SignedProposal>,
+    online: bool,
+    byzantine: bool,
+}
+
+struct Sim {
+    genesis: Genesis,
+    nodes: Vec<Node>,
+    queue: BTreeMap<(u64, u64), Event>,
+    now: u64,
+    seq: u64,
+    rng: Rng,
+    net: Net,
+    /// The byzantine proposer's second block per (height, round).
+    byz_alt: BTreeMap<(u64, u32), BlockHash>,
+}
+
+impl Sim {
+    fn new(
+        genesis: Genesis,
+        keys: Vec<Option<SigningKey>>,
+        config: ConsensusConfig,
+        net: Net,
+        seed: u64,
+    ) -> Sim {
+        let mut sim = Sim {
+            genesis,
+            nodes: Vec::new(),
+            queue: BTreeMap::new(),
+            now: START_MS,
+            seq: 0,
+            rng: Rng::new(seed),
+            net,
+            byz_alt: BTreeMap::new(),
+        };
+        let mut first_outputs = Vec::new();
+        for key in keys {
+            let (machine, out) = Consensus::new(
+                config.clone(),
+                &sim.genesis,
+                key.clone(),
+                ChainTip::genesis(&sim.genesis),
+                sim.now,
+            )
+            .unwrap();
+            first_outputs.push(out);
+            sim.nodes.push(Node {
+                machine,
+                mempool: Mempool::new(MempoolConfig::default()),
+                key,
+                finalized: Vec::new(),
+                rejected: Vec::new(),
+                evidence: Vec::new(),
+                votes_sent: Vec::new(),
+                proposals_sent: Vec::new(),
+                online: true,
+                byzantine: false,
+            });
+        }
+        for (i, out) in first_outputs.into_iter().enumerate() {
+            sim.apply(i, out);
+        }
+        if let Some(ms) = net.sync_ms {
+            sim.push(sim.now + ms, Event::Sync);
+        }
+        sim
+    }
+
+    fn push(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), event);
+    }
+
+    fn feed(&mut self, node: usize, input: Input) {
+        let out = self.nodes[node].machine.handle(input, self.now);
+        self.apply(node, out);
+    }
+
+    fn apply(&mut self, i: usize, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::Broadcast(msg) => {
+                    match &msg {
+                        // Only its own votes (a proposer also relays its proof-of-lock).
+                        Message::Vote(v) if self.signer_of(v) == Some(i) => {
+                            self.nodes[i].votes_sent.push(v.clone())
+                        }
+                        Message::Vote(_) => {}
+                        Message::Proposal(p) => self.nodes[i].proposals_sent.push((**p).clone()),
+                    }
+                    if self.nodes[i].byzantine {
+                        self.byzantine_send(i, msg);
+                    } else {
+                        for to in 0..self.nodes.len() {
+                            if to != i {
+                                self.send(i, to, msg.clone());
+                            }
+                        }
+                    }
+                }
+                Output::ScheduleTimeout { timeout, at_ms } => {
+                    assert!(at_ms >= self.now, "timeout scheduled in the past");
+                    self.push(
+                        at_ms,
+                        Event::Feed {
+                            node: i,
+                            input: Input::Timeout(timeout),
+                        },
+                    );
+                }
+                Output::NeedEvents {
+                    height,
+                    round,
+                    max_events,
+                    max_bytes,
+                } => {
+                    let events = self.nodes[i].mempool.take(max_events, max_bytes);
+                    self.push(
+                        self.now,
+                        Event::Feed {
+                            node: i,
+                            input: Input::Events {
+                                height,
+                                round,
+                                events,
+                            },
+                        },
+                    );
+                }
+                Output::Finalized(block) => {
+                    let node = &mut self.nodes[i];
+                    assert_eq!(
+                        block.height(),
+                        node.finalized.len() as u64 + 1,
+                        "node {i} finalized out of order"
+                    );
+                    let ids: Vec<Hash> = block.block.events.iter().map(SignedEvent::id).collect();
+                    node.mempool.remove_included(&ids);
+                    let height = block.height();
+                    node.finalized.push(*block);
+                    self.push(
+                        self.now + self.net.commit_delay_ms,
+                        Event::Feed {
+                            node: i,
+                            input: Input::Committed { height },
+                        },
+                    );
+                }
+                Output::Rejected { from, reason } => self.nodes[i].rejected.push((from, reason)),
+                Output::Evidence(e) => self.nodes[i].evidence.push(e),
+            }
+        }
+    }
+
+    /// The node whose key signs as `v.validator_index` at `v.height`.
+    fn signer_of(&self, v: &SignedVote) -> Option<usize> {
+        let key = &self
+            .genesis
+            .validators_at(v.height)
+            .get(v.validator_index as usize)?
+            .key;
+        self.nodes
+            .iter()
+            .position(|n| n.key.as_ref().is_some_and(|k| k.public_key() == *key))
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Message) {
+        if !self.nodes[from].online || !self.nodes[to].online {
+            return;
+        }
+        if self.rng.below(1000) < self.net.drop_permille {
+            return;
+        }
+        let spread = self.net.max_delay_ms - self.net.min_delay_ms + 1;
+        let at = self.now + self.net.min_delay_ms + self.rng.below(spread);
+        self.push(at, Event::Deliver { to, msg });
+    }
+
+    /// A byzantine validator: its machine decides honestly, but every vote it signs goes out
+    /// together with a conflicting one (for its other block or another hash), and as
+    /// proposer it sends one of two different blocks to each peer.
+    fn byzantine_send(&mut self, i: usize, msg: Message) {
+        let key = self.nodes[i].key.clone().unwrap();
+        let peers: Vec<usize> = (0..self.nodes.len()).filter(|&j| j != i).collect();
+        match msg {
+            Message::Proposal(p) => {
+                let mut block = p.block.clone();
+                block.header.timestamp_ms += 1;
+                let alt = SignedProposal::sign(block, p.round, p.pol_round, &key);
+                self.byz_alt.insert((p.height(), p.round), alt.block_hash());
+                for to in peers {
+                    let m = if self.rng.below(2) == 0 { &*p } else { &alt };
+                    self.send(i, to, Message::Proposal(Box::new(m.clone())));
+                }
+            }
+            Message::Vote(v) => {
+                let other = self.byz_alt.get(&(v.height, v.round)).copied();
+                let alt_value = match v.block_hash {
+                    None => Some(other.unwrap_or(Hash([0xab; 32]))),
+                    Some(h) => other.filter(|a| *a != h),
+                };
+                let alt = SignedVote::sign(
+                    v.kind,
+                    &self.genesis.chain_id,
+                    v.height,
+                    v.round,
+                    alt_value,
+                    v.validator_index,
+                    &key,
+                );
+                for to in peers {
+                    self.send(i, to, Message::Vote(v.clone()));
+                    self.send(i, to, Message::Vote(alt.clone()));
+                }
+            }
+        }
+    }
+
+    /// Hands each undecided node its next block if a peer finalized it, verified first with
+    /// the light verifier against the node's tip (the caller's duty).
+    fn sync(&mut self) {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].online || self.nodes[i].machine.decided().is_some() {
+                continue;
+            }
+            let height = self.nodes[i].machine.height();
+            let block = (0..self.nodes.len())
+                .filter(|&j| j != i && self.nodes[j].online)
+                .find_map(|j| self.nodes[j].finalized.get(height as usize - 1).cloned());
+            let Some(block) = block else { continue };
+            let tip = self.nodes[i].machine.tip();
+            let trusted = TrustedState {
+                header: tip.header.clone(),
+                hash: tip.hash,
+                next_validators: Arc::new(self.genesis.validators_at(height).clone()),
+            };
+            Verifier::new()
+                .verify(&trusted, &block.trusted_header(), self.now)
+                .expect("a finalized block verifies");
+            self.feed(i, Input::FinalizedFromPeer(Box::new(block)));
+        }
+    }
+
+    /// Runs until `done` holds (true) or the simulated clock passes `deadline` (false).
+    fn run_until(&mut self, deadline: u64, done: impl Fn(&Sim) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            let Some((&(at, _), _)) = self.queue.first_key_value() else {
+                return false;
+            };
+            if at > deadline {
+                self.now = deadline;
+                return false;
+            }
+            let ((at, _), event) = self.queue.pop_first().unwrap();
+            self.now = at;
+            match event {
+                Event::Deliver { to, msg } => {
+                    if self.nodes[to].online {
+                        self.feed(to, msg.into());
+                    }
+                }
+                Event::Feed { node, input } => self.feed(node, input),
+                Event::Sync => {
+                    self.sync();
+                    if let Some(ms) = self.net.sync_ms {
+                        self.push(self.now + ms, Event::Sync);
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_for(&mut self, ms: u64) {
+        let deadline = self.now + ms;
+        self.run_until(deadline, |_| false);
+    }
+
+    /// Every node's state, for failure messages.
+    fn describe(&self) -> String {
+        let mut text = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let m = &n.machine;
+            text += &format!(
+                "\n  node {i}: byzantine {}, online {}, finalized {}, at ({}, {}, {:?}), \
+                 locked {:?}, valid {:?}, deciding {:?}, {} rejected",
+                n.byzantine,
+                n.online,
+                n.finalized.len(),
+                m.height(),
+                m.round(),
+                m.step(),
+                m.locked(),
+                m.valid(),
+                m.decided().map(FinalizedBlock::height),
+                n.rejected.len(),
+            );
+        }
+        text
+    }
+
+    fn min_height(&self, nodes: &[usize]) -> usize {
+        nodes
+            .iter()
+            .map(|&i| self.nodes[i].finalized.len())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The heights at which two of `nodes` finalized different blocks.
+    fn disagreements(&self, nodes: &[usize]) -> Vec<u64> {
+        let top = nodes
+            .iter()
+            .map(|&i| self.nodes[i].finalized.len())
+            .max()
+            .unwrap_or(0);
+        (0..top)
+            .filter(|&h| {
+                let hashes: BTreeSet<BlockHash> = nodes
+                    .iter()
+                    .filter_map(|&i| self.nodes[i].finalized.get(h))
+                    .map(|b| b.block.header.hash())
+                    .collect();
+                hashes.len() > 1
+            })
+            .map(|h| h as u64 + 1)
+            .collect()
+    }
+
+    /// No two of `nodes` finalized different blocks at any height.
+    fn assert_agreement(&self, nodes: &[usize]) {
+        let split = self.disagreements(nodes);
+        assert!(
+            split.is_empty(),
+            "different blocks finalized at heights {split:?}"
+        );
+    }
+
+    /// None of `nodes` signed two different votes for one (height, round, kind).
+    fn assert_no_double_votes(&self, nodes: &[usize]) {
+        for &i in nodes {
+            let mut seen: BTreeMap<(u64, u32, bool), Option<BlockHash>> = BTreeMap::new();
+            for v in &self.nodes[i].votes_sent {
+                let slot = (v.height, v.round, v.kind == VoteKind::Precommit);
+                let first = *seen.entry(slot).or_insert(v.block_hash);
+                assert_eq!(first, v.block_hash, "node {i} signed twice for {slot:?}");
+            }
+            let mut proposals: BTreeMap<(u64, u32), BlockHash> = BTreeMap::new();
+            for p in &self.nodes[i].proposals_sent {
+                let first = *proposals
+                    .entry((p.height(), p.round))
+                    .or_insert(p.block_hash());
+                assert_eq!(first, p.block_hash(), "node {i} proposed twice");
+            }
+        }
+    }
+}
+
+fn four_validators() -> (Genesis, Vec<SigningKey>) {
+    let keys = testkit::keys(0, 4);
+    let g = genesis(&keys, BTreeMap::new());
+    let keys = by_index(&keys, &g.validators);
+    (g, keys)
+}
+
+// ------------------------------------------------------------------------------------------
+// Simulated networks.
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn four_validators_and_an_observer_finalize_twenty_identical_verifiable_blocks() {
+    let (g, keys) = four_validators();
+    let mut nodes: Vec<Option<SigningKey>> = keys.into_iter().map(Some).collect();
+    nodes.push(None);
+    let mut sim = Sim::new(g.clone(), nodes, config(), Net::reliable(), 1);
+    let all = [0, 1, 2, 3, 4];
+    assert!(sim.run_until(START_MS + 60_000, |s| s.min_height(&all) >= 20));
+    sim.assert_agreement(&all);
+    sim.assert_no_double_votes(&all);
+    for node in &sim.nodes {
+        verify_chain(&g, &node.finalized, sim.now);
+        assert!(node.rejected.is_empty(), "{:?}", node.rejected);
+        assert!(node.evidence.is_empty());
+    }
+    let observer = &sim.nodes[4];
+    assert!(observer.votes_sent.is_empty() && observer.proposals_sent.is_empty());
+    assert_eq!(observer.machine.validator_index(), None);
+    // Every validator proposed in turn.
+    for i in 0..4 {
+        assert!(!sim.nodes[i].proposals_sent.is_empty());
+    }
+}
+
+#[test]
+fn one_silent_validator_is_skipped_by_timeout() {
+    let (g, keys) = four_validators();
+    let silent = 3;
+    let silent_key = keys[silent].public_key();
+    let mut sim = Sim::new(
+        g.clone(),
+        keys.into_iter().map(Some).collect(),
+        config(),
+        Net::reliable(),
+        2,
+    );
+    sim.nodes[silent].online = false;
+    let live = [0, 1, 2];
+    assert!(sim.run_until(START_MS + 120_000, |s| s.min_height(&live) >= 12));
+    sim.assert_agreement(&live);
+    assert!(sim.nodes[silent].finalized.is_empty());
+    let blocks = &sim.nodes[0].finalized;
+    verify_chain(&g, blocks, sim.now);
+    // The silent validator's turns (heights 3, 7, 11) were skipped by timeout.
+    assert!(blocks.iter().any(|b| b.commit.round > 0));
+    for b in blocks {
+        assert_ne!(b.block.header.proposer, silent_key);
+        assert_eq!(b.commit.round > 0, b.height() % 4 == 3);
+    }
+}
+
+#[test]
+fn two_silent_validators_halt_progress_until_one_returns() {
+    let (g, keys) = four_validators();
+    let mut sim = Sim::new(
+        g.clone(),
+        keys.into_iter().map(Some).collect(),
+        config(),
+        Net::reliable(),
+        3,
+    );
+    sim.nodes[2].online = false;
+    sim.nodes[3].online = false;
+    sim.run_for(30_000);
+    for node in &sim.nodes {
+        assert!(node.finalized.is_empty());
+    }
+    sim.nodes[2].online = true;
+    let live = [0, 1, 2];
+    assert!(sim.run_until(sim.now + 60_000, |s| s.min_height(&live) >= 5));
+    sim.assert_agreement(&live);
+    sim.assert_no_double_votes(&live);
+    verify_chain(&g, &sim.nodes[0].finalized, sim.now);
+}
+
+#[test]
+fn a_lagging_validator_catches_up_from_finalized_blocks() {
+    let (g, keys) = four_validators();
+    let net = Net {
+        sync_ms: Some(50),
+        ..Net::reliable()
+    };
+    let mut sim = Sim::new(
+        g.clone(),
+        keys.into_iter().map(Some).collect(),
+        config(),
+        net,
+        4,
+    );
+    sim.nodes[3].online = false;
+    assert!(sim.run_until(START_MS + 60_000, |s| s.min_height(&[0, 1, 2]) >= 8));
+    assert!(sim.nodes[3].finalized.is_empty());
+    sim.nodes[3].online = true;
+    let all = [0, 1, 2, 3];
+    let target = sim.nodes[0].finalized.len() + 6;
+    assert!(sim.run_until(sim.now + 120_000, |s| s.min_height(&all) >= target));
+    sim.assert_agreement(&all);
+    sim.assert_no_double_votes(&all);
+    verify_chain(&g, &sim.nodes[3].finalized, sim.now);
+    // Once caught up it votes again: it signed precommits that made it into commits.
+    let index = sim.nodes[3].machine.validator_index().unwrap();
+    let blocks = &sim.nodes[0].finalized;
+    assert!(blocks[blocks.len() - 3..].iter().any(|b| b
+        .commit
+        .signatures
+        .iter()
+        .any(|s| s.validator_index == index)));
+}
+
+#[test]
+fn hand_over_at_height_five_to_a_new_set_of_five() {
+    let old = testkit::keys(0, 4);
+    let new = testkit::keys(100, 5);
+    let new_set = testkit::validator_set(&new);
+    let g = genesis(&old, BTreeMap::from([(5, new_set.clone())]));
+    let mut nodes: Vec<Option<SigningKey>> = old.iter().cloned().map(Some).collect();
+    nodes.extend(new.iter().cloned().map(Some));
+    let mut sim = Sim::new(g.clone(), nodes, config(), Net::reliable(), 5);
+    let all: Vec<usize> = (0..9).collect();
+    assert!(sim.run_until(START_MS + 60_000, |s| s.min_height(&all) >= 12));
+    sim.assert_agreement(&all);
+    sim.assert_no_double_votes(&all);
+    let blocks = &sim.nodes[0].finalized;
+    verify_chain(&g, blocks, sim.now);
+    assert_eq!(blocks[3].next_validators.as_ref(), Some(&new_set));
+    for b in blocks {
+        let set = if b.height() < 5 {
+            &g.validators
+        } else {
+            &new_set
+        };
+        assert_eq!(b.block.header.validators_hash, set.hash());
+        assert!(set.index_of(&b.block.header.proposer).is_some());
+        assert_eq!(b.next_validators.is_some(), b.height() == 4);
+    }
+    // The old set signs only below 5, the new one only from 5.
+    for (i, node) in sim.nodes.iter().enumerate() {
+        for v in &node.votes_sent {
+            assert_eq!(v.height >= 5, i >= 4, "node {i} voted at {}", v.height);
+        }
+    }
+    assert_eq!(sim.nodes[0].machine.validator_index(), None);
+    assert!(sim.nodes[4].machine.validator_index().is_some());
+}
+
+#[test]
+fn an_equivocating_validator_never_splits_honest_nodes() {
+    let mut evidence_seen = 0;
+    for seed in 0..seeds() {
+        let (g, keys) = four_validators();
+        let byz = (seed % 4) as usize;
+        let net = Net {
+            min_delay_ms: 1,
+            max_delay_ms: 80,
+            drop_permille: 100,
+            commit_delay_ms: 5,
+            sync_ms: Some(500),
+        };
+        let mut sim = Sim::new(
+            g.clone(),
+            keys.into_iter().map(Some).collect(),
+            config(),
+            net,
+            1_000 + seed,
+        );
+        sim.nodes[byz].byzantine = true;
+        let honest: Vec<usize> = (0..4).filter(|&i| i != byz).collect();
+        sim.run_until(START_MS + 60_000, |s| s.min_height(&honest) >= 6);
+        assert!(
+            sim.min_height(&honest) >= 6,
+            "seed {seed}: honest nodes stalled:{}",
+            sim.describe()
+        );
+        sim.assert_agreement(&honest);
+        sim.assert_no_double_votes(&honest);
+        for &i in &honest {
+            verify_chain(&g, &sim.nodes[i].finalized, sim.now);
+            for e in &sim.nodes[i].evidence {
+                evidence_seen += 1;
+                match e {
+                    Evidence::ConflictingVotes { first, second } => {
+                        assert_eq!(first.validator_index, byz as u32);
+                        assert!(first.conflicts_with(second));
+                        let key = &g.validators.get(byz).unwrap().key;
+                        assert!(first.verify(&g.chain_id, key).is_ok());
+                        assert!(second.verify(&g.chain_id, key).is_ok());
+                    }
+                    Evidence::ConflictingProposals { first, second } => {
+                        assert_eq!(first.round, second.round);
+                        assert_ne!(first.block_hash(), second.block_hash());
+                    }
+                }
+            }
+        }
+        assert!(
+            honest.iter().any(|&i| !sim.nodes[i].evidence.is_empty()),
+            "seed {seed}: no evidence"
+        );
+    }
+    assert!(evidence_seen > 0);
+}
+
+/// The agreement check is not vacuous: with half the power equivocating (beyond what
+/// Tendermint tolerates), the same simulated attack does split honest nodes.
+#[test]
+fn two_equivocators_of_four_can_split_the_chain_and_the_check_sees_it() {
+    let split = (0..seeds()).any(|seed| {
+        let (g, keys) = four_validators();
+        let net = Net {
+            min_delay_ms: 1,
+            max_delay_ms: 80,
+            drop_permille: 0,
+            commit_delay_ms: 5,
+            sync_ms: None,
+        };
+        let mut sim = Sim::new(g, keys.into_iter().map(Some).collect(), config(), net, seed);
+        sim.nodes[0].byzantine = true;
+        sim.nodes[1].byzantine = true;
+        sim.run_until(START_MS + 20_000, |s| !s.disagreements(&[2, 3]).is_empty());
+        !sim.disagreements(&[2, 3]).is_empty()
+    });
+    assert!(split);
+}
+
+#[test]
+fn honest_nodes_agree_under_random_delays_and_drops() {
+    for seed in 0..seeds() {
+        let (g, keys) = four_validators();
+        let net = Net {
+            min_delay_ms: 0,
+            max_delay_ms: 150,
+            drop_permille: 200,
+            commit_delay_ms: 20,
+            sync_ms: Some(700),
+        };
+        let mut sim = Sim::new(
+            g.clone(),
+            keys.into_iter().map(Some).collect(),
+            config(),
+            net,
+            7_000 + seed,
+        );
+        let all = [0, 1, 2, 3];
+        assert!(
+            sim.run_until(START_MS + 120_000, |s| s.min_height(&all) >= 8),
+            "seed {seed}: stalled:{}",
+            sim.describe()
+        );
+        sim.assert_agreement(&all);
+        sim.assert_no_double_votes(&all);
+        verify_chain(&g, &sim.nodes[0].finalized, sim.now);
+    }
+}
+
+#[test]
+fn events_submitted_to_one_mempool_are_included_and_finalized() {
+    let (g, keys) = four_validators();
+    let mut sim = Sim::new(
+        g.clone(),
+        keys.into_iter().map(Some).collect(),
+        config(),
+        Net::reliable(),
+        6,
+    );
+    let source = testkit::key(500);
+    let events: Vec<SignedEvent> = (0..25)
+        .map(|n| testkit::event(&source, n, GENESIS_MS))
+        .collect();
+    for e in &events {
+        sim.nodes[2].mempool.insert(e.clone(), |_| false).unwrap();
+    }
+    let mut forged = events[0].clone();
+    forged.event.actor = "mallory".into();
+    assert!(matches!(
+        sim.nodes[2].mempool.insert(forged, |_| false),
+        Err(MempoolError::Invalid(_))
+    ));
+    let all = [0, 1, 2, 3];
+    assert!(
+        sim.run_until(START_MS + 60_000, |s| s.nodes[2].mempool.is_empty()
+            && s.min_height(&all) >= s.nodes[2].finalized.len())
+    );
+    sim.assert_agreement(&all);
+    let blocks = &sim.nodes[0].finalized;
+    verify_chain(&g, blocks, sim.now);
+    let included: Vec<SignedEvent> = blocks.iter().flat_map(|b| b.block.events.clone()).collect();
+    assert_eq!(included, events, "every event once, in submission order");
+    // At most 10 per block (the configured limit), all from node 2's proposals.
+    let proposer = sim.nodes[2].key.as_ref().unwrap().public_key();
+    for b in blocks.iter().filter(|b| !b.block.events.is_empty()) {
+        assert!(b.block.events.len() <= 10);
+        assert_eq!(b.block.header.proposer, proposer);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// One machine, driven directly.
+// ------------------------------------------------------------------------------------------
+
+/// Four validators at height 1; the machine under test is validator `me`.
+struct Direct {
+    genesis: Genesis,
+    keys: Vec<SigningKey>,
+    tip: ChainTip,
+}
+
+const NOW: u64 = START_MS;
+
+impl Direct {
+    fn new() -> Self {
+        let (genesis, keys) = four_validators();
+        let tip = ChainTip::genesis(&genesis);
+        Direct { genesis, keys, tip }
+    }
+
+    fn config() -> ConsensusConfig {
+        ConsensusConfig {
+            rebroadcast_ms: None,
+            ..config()
+        }
+    }
+
+    fn machine(&self, me: usize) -> (Consensus, Vec<Output>) {
+        Consensus::new(
+            Self::config(),
+            &self.genesis,
+            Some(self.keys[me].clone()),
+            self.tip.clone(),
+            NOW,
+        )
+        .unwrap()
+    }
+
+    /// The proposer index of (height, round) in a 4-validator set.
+    fn proposer(height: u64, round: u32) -> usize {
+        ((height + u64::from(round)) % 4) as usize
+    }
+
+    /// A valid block after `tip`, built by validator `by`.
+    fn block_on(&self, tip: &ChainTip, by: usize, events: &[SignedEvent]) -> Block {
+        let header = tip.next_header(
+            &self.genesis,
+            self.keys[by].public_key(),
+            events,
+            GENESIS_MS + 10,
+        );
+        Block {
+            header,
+            events: events.to_vec(),
+        }
+    }
+
+    fn block(&self, by: usize, events: &[SignedEvent]) -> Block {
+        self.block_on(&self.tip, by, events)
+    }
+
+    /// The proposal of `round`, signed by that round's proposer.
+    fn proposal(&self, block: Block, round: u32, pol_round: Option<u32>) -> Input {
+        let by = Self::proposer(block.header.height, round);
+        Input::Proposal(Box::new(SignedProposal::sign(
+            block,
+            round,
+            pol_round,
+            &self.keys[by],
+        )))
+    }
+
+    fn signed_vote(
+        &self,
+        kind: VoteKind,
+        height: u64,
+        round: u32,
+        value: Option<BlockHash>,
+        by: usize,
+    ) -> SignedVote {
+        SignedVote::sign(
+            kind,
+            &self.genesis.chain_id,
+            height,
+            round,
+            value,
+            by as u32,
+            &self.keys[by],
+        )
+    }
+
+    fn vote(
+        &self,
+        kind: VoteKind,
+        height: u64,
+        round: u32,
+        value: Option<BlockHash>,
+        by: usize,
+    ) -> Input {
+        Input::Vote(self.signed_vote(kind, height, round, value, by))
+    }
+
+    fn timeout(height: u64, round: u32, kind: TimeoutKind) -> Input {
+        Input::Timeout(Timeout {
+            height,
+            round,
+            kind,
+        })
+    }
+
+    fn events(n: u64) -> Vec<SignedEvent> {
+        let source = testkit::key(600);
+        (0..n)
+            .map(|i| testkit::event(&source, i, GENESIS_MS))
+            .collect()
+    }
+
+    /// The finalized block `block` signed by validators 0..3 in round 0.
+    fn finalized(&self, block: Block) -> FinalizedBlock {
+        let keys: Vec<&SigningKey> = self.keys.iter().take(3).collect();
+        FinalizedBlock {
+            commit: Commit::sign(&block.header, 0, &self.genesis.validators, &keys),
+            block,
+            next_validators: None,
+        }
+    }
+}
+
+fn votes_in(out: &[Output]) -> Vec<SignedVote> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(Message::Vote(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejections(out: &[Output]) -> Vec<(Option<u32>, ConsensusError)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Rejected { from, reason } => Some((*from, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finalized_in(out: &[Output]) -> Vec<FinalizedBlock> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Finalized(b) => Some((**b).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn first_proposer_asks_for_events_then_proposes_and_prevotes() {
+    let d = Direct::new();
+    let me = Direct::proposer(1, 0);
+    let (mut m, out) = d.machine(me);
+    assert!(out.contains(&Output::NeedEvents {
+        height: 1,
+        round: 0,
+        max_events: 10,
+        max_bytes: 1 << 20,
+    }));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ScheduleTimeout {
+            timeout: Timeout { height: 1, round: 0, kind: TimeoutKind::Propose },
+            at_ms,
+        } if *at_ms == NOW + 400
+    )));
+    let events = Direct::events(3);
+    let out = m.handle(
+        Input::Events {
+            height: 1,
+            round: 0,
+            events: events.clone(),
+        },
+        NOW,
+    );
+    let Some(Output::Broadcast(Message::Proposal(p))) = out.first() else {
+        panic!("no proposal: {out:?}");
+    };
+    assert_eq!(p.block.events, events);
+    assert_eq!(p.block.header.timestamp_ms, NOW);
+    assert_eq!(p.pol_round, None);
+    let prevotes = votes_in(&out);
+    assert_eq!(prevotes.len(), 1);
+    assert_eq!(prevotes[0].block_hash, Some(p.block_hash()));
+    assert_eq!(m.step(), Step::Prevote);
+    // A late or repeated answer does nothing.
+    let again = m.handle(
+        Input::Events {
+            height: 1,
+            round: 0,
+            events,
+        },
+        NOW,
+    );
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_valid_proposal_is_prevoted_and_decided_with_a_verifiable_commit() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let block = d.block(1, &Direct::events(2));
+    let hash = block.header.hash();
+    let out = m.handle(d.proposal(block.clone(), 0, None), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 0, Some(hash), 0)]
+    );
+    m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(hash), 1), NOW);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(hash), 3), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, Some(hash), 0)]
+    );
+    assert_eq!(m.locked(), Some((0, hash)));
+    m.handle(d.vote(VoteKind::Precommit, 1, 0, Some(hash), 3), NOW);
+    m.handle(d.vote(VoteKind::Precommit, 1, 0, None, 1), NOW);
+    m.handle(d.vote(VoteKind::Precommit, 1, 1, Some(hash), 1), NOW);
+    let out = m.handle(d.vote(VoteKind::Precommit, 1, 0, Some(hash), 2), NOW);
+    let decided = finalized_in(&out);
+    assert_eq!(decided.len(), 1);
+    let fb = &decided[0];
+    assert_eq!(fb.block, block);
+    let indices: Vec<u32> = fb
+        .commit
+        .signatures
+        .iter()
+        .map(|s| s.validator_index)
+        .collect();
+    assert_eq!(indices, vec![0, 2, 3]);
+    verify_chain(&d.genesis, decided.as_slice(), NOW);
+    // Nothing more at this height; the next starts on `Committed`.
+    assert!(m
+        .handle(d.vote(VoteKind::Precommit, 1, 0, Some(hash), 1), NOW)
+        .is_empty());
+    assert_eq!(m.height(), 1);
+    let out = m.handle(Input::Committed { height: 1 }, NOW);
+    assert_eq!((m.height(), m.round(), m.step()), (2, 0, Step::Propose));
+    assert_eq!(m.tip().hash, hash);
+    assert_eq!(m.locked(), None);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ScheduleTimeout {
+            timeout: Timeout {
+                height: 2,
+                round: 0,
+                kind: TimeoutKind::Propose
+            },
+            ..
+        }
+    )));
+}
+
+/// Each tampering, in a proposal signed by the right proposer, gets a nil prevote and the
+/// reason.
+#[test]
+fn invalid_proposals_are_prevoted_nil_with_the_reason() {
+    let d = Direct::new();
+    let proposer = Direct::proposer(1, 0) as u32;
+    let events = Direct::events(3);
+    let check = |block: Block, expected: &dyn Fn(&ConsensusError) -> bool| {
+        let (mut m, _) = d.machine(2);
+        let out = m.handle(d.proposal(block, 0, None), NOW);
+        let rejected = rejections(&out);
+        assert_eq!(rejected.len(), 1, "{out:?}");
+        assert_eq!(rejected[0].0, Some(proposer));
+        assert!(
+            expected(&rejected[0].1),
+            "unexpected reason {:?}",
+            rejected[0].1
+        );
+        assert_eq!(
+            votes_in(&out),
+            vec![d.signed_vote(VoteKind::Prevote, 1, 0, None, 2)]
+        );
+    };
+
+    let mut b = d.block(1, &events);
+    b.header.events_root = Hash([1; 32]);
+    check(b, &|e| {
+        matches!(e, ConsensusError::EventsRootMismatch { .. })
+    });
+
+    let mut b = d.block(1, &events);
+    b.header.parent_hash = Hash([2; 32]);
+    check(b, &|e| matches!(e, ConsensusError::ParentMismatch { .. }));
+
+    let b = d.block(3, &events);
+    check(b, &|e| matches!(e, ConsensusError::WrongProposer { .. }));
+
+    let mut bad = events.clone();
+    bad[1].event.resource = "doc/forged".into();
+    let b = d.block(1, &bad);
+    check(b, &|e| {
+        matches!(e, ConsensusError::InvalidEvent { index: 1, .. })
+    });
+
+    let mut dup = events.clone();
+    dup.push(events[0].clone());
+    let b = d.block(1, &dup);
+    check(b, &|e| {
+        matches!(
+            e,
+            ConsensusError::DuplicateEvent {
+                first: 0,
+                second: 3,
+                ..
+            }
+        )
+    });
+
+    let mut b = d.block(1, &events);
+    b.header.timestamp_ms = NOW + 15_001;
+    check(b, &|e| {
+        matches!(e, ConsensusError::TimestampInFuture { .. })
+    });
+
+    let mut b = d.block(1, &events);
+    b.header.next_validators_hash = Hash([3; 32]);
+    check(b, &|e| {
+        matches!(e, ConsensusError::NextValidatorsHashMismatch { .. })
+    });
+
+    let b = d.block(1, &events);
+    let (mut m, _) = d.machine(2);
+    let out = m.handle(d.proposal(b.clone(), 0, Some(0)), NOW);
+    assert_eq!(
+        rejections(&out),
+        vec![(
+            Some(proposer),
+            ConsensusError::PolRoundNotBefore {
+                round: 0,
+                pol_round: 0
+            }
+        )]
+    );
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 0, None, 2)]
+    );
+}
+
+/// A proposal not signed by the round's proposer is not a proposal: reported, no vote.
+#[test]
+fn a_proposal_signed_out_of_turn_is_reported_and_ignored() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(2);
+    let impostor = 3;
+    let block = d.block(impostor, &[]);
+    let p = SignedProposal::sign(block, 0, None, &d.keys[impostor]);
+    let out = m.handle(Input::Proposal(Box::new(p)), NOW);
+    assert_eq!(
+        rejections(&out),
+        vec![(
+            Some(impostor as u32),
+            ConsensusError::NotProposer {
+                round: 0,
+                expected: 1,
+                signer: 3
+            }
+        )]
+    );
+    assert!(votes_in(&out).is_empty());
+    // A signature by nobody in particular.
+    let mut p = SignedProposal::sign(d.block(1, &[]), 0, None, &d.keys[1]);
+    p.signature.0[0] ^= 1;
+    let out = m.handle(Input::Proposal(Box::new(p)), NOW);
+    assert!(matches!(
+        rejections(&out).as_slice(),
+        [(
+            None,
+            ConsensusError::InvalidProposalSignature {
+                round: 0,
+                expected: 1,
+                ..
+            }
+        )]
+    ));
+    assert_eq!(m.step(), Step::Propose);
+    // The real proposal still gets its prevote.
+    let block = d.block(1, &[]);
+    let hash = block.header.hash();
+    let out = m.handle(d.proposal(block, 0, None), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 0, Some(hash), 2)]
+    );
+}
+
+#[test]
+fn never_signs_two_votes_for_one_round_and_kind_even_if_driven_twice() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let mut signed = Vec::new();
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 400);
+    signed.extend(votes_in(&out));
+    signed.extend(votes_in(
+        &m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 400),
+    ));
+    assert_eq!(
+        signed,
+        vec![d.signed_vote(VoteKind::Prevote, 1, 0, None, 0)]
+    );
+    // The proposal arrives late: no second prevote.
+    let block = d.block(1, &[]);
+    let hash = block.header.hash();
+    signed.extend(votes_in(&m.handle(d.proposal(block.clone(), 0, None), NOW)));
+    signed.extend(votes_in(&m.handle(d.proposal(block, 0, None), NOW)));
+    assert_eq!(signed.len(), 1);
+    // A polka for the block: one precommit, and no nil precommit after the prevote timeout.
+    for by in [1, 2, 3] {
+        signed.extend(votes_in(
+            &m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(hash), by), NOW),
+        ));
+    }
+    for _ in 0..2 {
+        signed.extend(votes_in(
+            &m.handle(Direct::timeout(1, 0, TimeoutKind::Prevote), NOW + 900),
+        ));
+        signed.extend(votes_in(
+            &m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 900),
+        ));
+    }
+    assert_eq!(
+        signed,
+        vec![
+            d.signed_vote(VoteKind::Prevote, 1, 0, None, 0),
+            d.signed_vote(VoteKind::Precommit, 1, 0, Some(hash), 0),
+        ]
+    );
+}
+
+#[test]
+fn a_silent_proposer_is_skipped_through_nil_votes_and_timeouts() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 400);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 0, None, 0)]
+    );
+    m.handle(d.vote(VoteKind::Prevote, 1, 0, None, 2), NOW + 410);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, None, 3), NOW + 410);
+    // L44: a nil polka: precommit nil at once.
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, None, 0)]
+    );
+    m.handle(d.vote(VoteKind::Precommit, 1, 0, None, 2), NOW + 420);
+    let out = m.handle(d.vote(VoteKind::Precommit, 1, 0, None, 3), NOW + 420);
+    assert!(out.contains(&Output::ScheduleTimeout {
+        timeout: Timeout {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Precommit
+        },
+        at_ms: NOW + 620,
+    }));
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Precommit), NOW + 620);
+    assert_eq!((m.round(), m.step()), (1, Step::Propose));
+    // Round 1's propose timeout is longer (base + delta).
+    assert!(out.contains(&Output::ScheduleTimeout {
+        timeout: Timeout {
+            height: 1,
+            round: 1,
+            kind: TimeoutKind::Propose
+        },
+        at_ms: NOW + 620 + 500,
+    }));
+    // Stale timeouts of round 0 do nothing.
+    assert!(votes_in(&m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 700)).is_empty());
+}
+
+#[test]
+fn skips_to_a_round_where_more_than_a_third_of_the_power_is() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    m.handle(d.vote(VoteKind::Prevote, 1, 3, None, 1), NOW);
+    assert_eq!(m.round(), 0);
+    let out = m.handle(d.vote(VoteKind::Precommit, 1, 3, None, 2), NOW);
+    assert_eq!(m.round(), 3);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ScheduleTimeout {
+            timeout: Timeout {
+                round: 3,
+                kind: TimeoutKind::Propose,
+                ..
+            },
+            ..
+        }
+    )));
+    // Too far ahead (beyond max_future_rounds): dropped.
+    m.handle(d.vote(VoteKind::Prevote, 1, 14, None, 1), NOW);
+    m.handle(d.vote(VoteKind::Prevote, 1, 14, None, 2), NOW);
+    assert_eq!(m.round(), 3);
+}
+
+/// Locked on A in round 0, a node prevotes nil for B in round 1, and prevotes B in round 2
+/// once B's proof-of-lock from round 1 (newer than its lock) is there.
+#[test]
+fn a_locked_node_prevotes_only_its_value_until_a_newer_proof_of_lock() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    m.handle(d.proposal(a, 0, None), NOW);
+    m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 1), NOW);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 2), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, Some(a_hash), 0)]
+    );
+    assert_eq!(m.locked(), Some((0, a_hash)));
+    for by in [1, 2, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 0, None, by), NOW);
+    }
+    m.handle(Direct::timeout(1, 0, TimeoutKind::Precommit), NOW + 200);
+    assert_eq!(m.round(), 1);
+
+    // Round 1: a different block B, new (no proof-of-lock): nil.
+    let b = d.block(2, &Direct::events(1));
+    let b_hash = b.header.hash();
+    let out = m.handle(d.proposal(b.clone(), 1, None), NOW + 210);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 1, None, 0)]
+    );
+    for by in [1, 2, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 1, None, by), NOW + 220);
+    }
+    m.handle(Direct::timeout(1, 1, TimeoutKind::Precommit), NOW + 520);
+    assert_eq!(m.round(), 2);
+    assert_eq!(m.locked(), Some((0, a_hash)));
+
+    // Round 2: B again with proof-of-lock round 1. No vote until the polka of round 1 shows.
+    let out = m.handle(d.proposal(b, 2, Some(1)), NOW + 530);
+    assert!(votes_in(&out).is_empty(), "{out:?}");
+    m.handle(d.vote(VoteKind::Prevote, 1, 1, Some(b_hash), 1), NOW + 540);
+    m.handle(d.vote(VoteKind::Prevote, 1, 1, Some(b_hash), 2), NOW + 540);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 1, Some(b_hash), 3), NOW + 540);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 2, Some(b_hash), 0)]
+    );
+    // The polka of round 0 made A the valid value; B's of round 1 came after round 1 ended.
+    assert_eq!(m.valid(), Some((0, a_hash)));
+}
+
+/// As proposer of a later round, a node that saw a polka proposes that block again with its
+/// proof-of-lock round instead of asking for events.
+#[test]
+fn a_proposer_with_a_valid_value_proposes_it_again() {
+    let d = Direct::new();
+    let me = Direct::proposer(1, 1);
+    let (mut m, _) = d.machine(me);
+    let a = d.block(1, &Direct::events(2));
+    let a_hash = a.header.hash();
+    m.handle(d.proposal(a.clone(), 0, None), NOW);
+    for by in [0, 1] {
+        m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), by), NOW);
+    }
+    assert_eq!(m.valid(), Some((0, a_hash)));
+    for by in [0, 1, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 0, None, by), NOW);
+    }
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Precommit), NOW + 200);
+    assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
+    let Some(Output::Broadcast(Message::Proposal(p))) = out
+        .iter()
+        .find(|o| matches!(o, Output::Broadcast(Message::Proposal(_))))
+    else {
+        panic!("no proposal: {out:?}");
+    };
+    assert_eq!((p.round, p.pol_round), (1, Some(0)));
+    assert_eq!(p.block, a);
+    // It relays the proof-of-lock (the prevotes of round 0), then prevotes A.
+    let pol: Vec<SignedVote> = [0, 1, me]
+        .iter()
+        .map(|&by| d.signed_vote(VoteKind::Prevote, 1, 0, Some(a_hash), by))
+        .collect();
+    let mut expected = pol.clone();
+    expected.sort_by_key(|v| v.validator_index);
+    expected.push(d.signed_vote(VoteKind::Prevote, 1, 1, Some(a_hash), me));
+    assert_eq!(votes_in(&out), expected);
+}
+
+#[test]
+fn conflicting_votes_yield_evidence_once_and_one_for_an_unknown_block_does_not_count() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    let other = Some(Hash([7; 32]));
+    m.handle(d.proposal(a, 0, None), NOW);
+    let first = d.signed_vote(VoteKind::Prevote, 1, 0, Some(a_hash), 3);
+    let second = d.signed_vote(VoteKind::Prevote, 1, 0, other, 3);
+    assert!(m.handle(Input::Vote(first.clone()), NOW).is_empty());
+    let out = m.handle(Input::Vote(second.clone()), NOW);
+    assert_eq!(
+        out,
+        vec![Output::Evidence(Evidence::ConflictingVotes {
+            first: Box::new(first.clone()),
+            second: Box::new(second.clone())
+        })]
+    );
+    assert!(m.handle(Input::Vote(second), NOW).is_empty());
+    // Validator 3's first vote counts: with 2's it completes a polka for A.
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 2), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, Some(a_hash), 0)]
+    );
+}
+
+/// An equivocator's later vote for a block held here counts towards that block (never towards
+/// "anything" twice): else nodes that heard its other vote first could never see the polka.
+#[test]
+fn a_conflicting_vote_for_a_held_block_counts_towards_it() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    m.handle(d.proposal(a, 0, None), NOW);
+    m.handle(d.vote(VoteKind::Prevote, 1, 0, None, 3), NOW);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 3), NOW);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Evidence(Evidence::ConflictingVotes { first, second })]
+            if first.block_hash.is_none() && second.block_hash == Some(a_hash)
+    ));
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 2), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, Some(a_hash), 0)]
+    );
+}
+
+#[test]
+fn conflicting_proposals_yield_evidence() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let b = d.block(1, &Direct::events(1));
+    m.handle(d.proposal(a, 0, None), NOW);
+    let out = m.handle(d.proposal(b, 0, None), NOW);
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Evidence(Evidence::ConflictingProposals { first, second })]
+            if first.round == 0 && first.block_hash() != second.block_hash()
+    ));
+}
+
+#[test]
+fn forged_votes_are_rejected() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let mut v = d.signed_vote(VoteKind::Prevote, 1, 0, None, 2);
+    v.validator_index = 1;
+    assert!(matches!(
+        rejections(&m.handle(Input::Vote(v), NOW)).as_slice(),
+        [(None, ConsensusError::InvalidVoteSignature { index: 1, .. })]
+    ));
+    let mut v = d.signed_vote(VoteKind::Prevote, 1, 0, None, 2);
+    v.validator_index = 9;
+    assert_eq!(
+        rejections(&m.handle(Input::Vote(v), NOW)),
+        vec![(
+            None,
+            ConsensusError::UnknownValidator {
+                height: 1,
+                index: 9,
+                set_len: 4
+            }
+        )]
+    );
+    let v = d.signed_vote(VoteKind::Prevote, 1, 0, Some(Hash::ZERO), 2);
+    assert_eq!(
+        rejections(&m.handle(Input::Vote(v), NOW)),
+        vec![(None, ConsensusError::ZeroBlockHash { index: 2 })]
+    );
+}
+
+/// Messages for the next height are kept (and used once it starts); older and later ones
+/// are dropped.
+#[test]
+fn next_height_messages_are_buffered_others_dropped() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let b1 = d.block(1, &[]);
+    let h1 = b1.header.hash();
+    let tip1 = d.tip.advance(&d.finalized(b1.clone())).unwrap();
+    let b2 = d.block_on(&tip1, Direct::proposer(2, 0), &[]);
+    let h2 = b2.header.hash();
+    let tip2 = tip1.advance(&d.finalized(b2.clone())).unwrap();
+    let b3 = d.block_on(&tip2, Direct::proposer(3, 0), &[]);
+    let h3 = b3.header.hash();
+
+    // Height 2's proposal and precommits, height 3's precommits, all early.
+    assert!(m.handle(d.proposal(b2, 0, None), NOW).is_empty());
+    for by in [1, 2, 3] {
+        assert!(m
+            .handle(d.vote(VoteKind::Precommit, 2, 0, Some(h2), by), NOW)
+            .is_empty());
+        assert!(m
+            .handle(d.vote(VoteKind::Precommit, 3, 0, Some(h3), by), NOW)
+            .is_empty());
+    }
+    // Height 1 decides; on `Committed`, height 2 decides at once from what was kept.
+    m.handle(d.proposal(b1, 0, None), NOW);
+    for by in [1, 2, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 0, Some(h1), by), NOW);
+    }
+    assert_eq!(m.decided().map(|b| b.height()), Some(1));
+    let out = m.handle(Input::Committed { height: 1 }, NOW);
+    let decided = finalized_in(&out);
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0].block.header.hash(), h2);
+    // Height 3's early precommits were dropped: the proposal alone does not decide.
+    m.handle(Input::Committed { height: 2 }, NOW);
+    assert!(finalized_in(&m.handle(d.proposal(b3, 0, None), NOW)).is_empty());
+    for by in [1, 2] {
+        m.handle(d.vote(VoteKind::Precommit, 3, 0, Some(h3), by), NOW);
+    }
+    let out = m.handle(d.vote(VoteKind::Precommit, 3, 0, Some(h3), 3), NOW);
+    assert_eq!(finalized_in(&out).len(), 1);
+    // Votes for a finished height are dropped silently.
+    assert!(m
+        .handle(d.vote(VoteKind::Precommit, 1, 0, Some(h1), 0), NOW)
+        .is_empty());
+}
+
+#[test]
+fn a_finalized_block_from_a_peer_is_adopted_in_height_order() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let b1 = d.block(1, &Direct::events(2));
+    let f1 = d.finalized(b1.clone());
+    let tip1 = d.tip.advance(&f1).unwrap();
+    let f2 = d.finalized(d.block_on(&tip1, 2, &[]));
+
+    let out = m.handle(Input::FinalizedFromPeer(Box::new(f2.clone())), NOW);
+    assert_eq!(
+        rejections(&out),
+        vec![(
+            None,
+            ConsensusError::NotNextHeight {
+                expected: 1,
+                got: 2
+            }
+        )]
+    );
+    let mut wrong = f1.clone();
+    wrong.commit.block_hash = Hash([5; 32]);
+    assert!(matches!(
+        rejections(&m.handle(Input::FinalizedFromPeer(Box::new(wrong)), NOW)).as_slice(),
+        [(None, ConsensusError::CommitMismatch { .. })]
+    ));
+    let mut tampered = f1.clone();
+    tampered.block.events.pop();
+    tampered.commit.block_hash = tampered.block.header.hash();
+    assert!(matches!(
+        rejections(&m.handle(Input::FinalizedFromPeer(Box::new(tampered)), NOW)).as_slice(),
+        [(
+            None,
+            ConsensusError::EventCountMismatch {
+                header: 2,
+                events: 1
+            }
+        )]
+    ));
+
+    let out = m.handle(Input::FinalizedFromPeer(Box::new(f1.clone())), NOW);
+    assert_eq!(finalized_in(&out), vec![f1.clone()]);
+    m.handle(Input::Committed { height: 1 }, NOW);
+    assert_eq!(m.height(), 2);
+    // The same block again is ignored; a different one at that height is a red flag.
+    assert!(m
+        .handle(Input::FinalizedFromPeer(Box::new(f1)), NOW)
+        .is_empty());
+    let other = d.finalized(d.block(1, &[]));
+    assert!(matches!(
+        rejections(&m.handle(Input::FinalizedFromPeer(Box::new(other)), NOW)).as_slice(),
+        [(None, ConsensusError::ConflictingFinalized { height: 1, .. })]
+    ));
+    let out = m.handle(Input::FinalizedFromPeer(Box::new(f2.clone())), NOW);
+    assert_eq!(finalized_in(&out), vec![f2]);
+}
+
+#[test]
+fn an_observer_follows_without_signing() {
+    let d = Direct::new();
+    let (mut m, out) =
+        Consensus::new(Direct::config(), &d.genesis, None, d.tip.clone(), NOW).unwrap();
+    assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
+    let block = d.block(1, &[]);
+    let hash = block.header.hash();
+    let mut all = m.handle(d.proposal(block, 0, None), NOW);
+    for by in [0, 1, 2] {
+        all.extend(m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(hash), by), NOW));
+    }
+    for by in [0, 1, 2] {
+        all.extend(m.handle(d.vote(VoteKind::Precommit, 1, 0, Some(hash), by), NOW));
+    }
+    all.extend(m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 400));
+    assert!(!all.iter().any(|o| matches!(o, Output::Broadcast(_))));
+    assert_eq!(finalized_in(&all).len(), 1);
+}
+
+#[test]
+fn rebroadcasts_what_it_signed_at_the_current_height() {
+    let d = Direct::new();
+    let me = Direct::proposer(1, 0);
+    let (mut m, out) = Consensus::new(
+        config(),
+        &d.genesis,
+        Some(d.keys[me].clone()),
+        d.tip.clone(),
+        NOW,
+    )
+    .unwrap();
+    assert!(out.contains(&Output::ScheduleTimeout {
+        timeout: Timeout {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Rebroadcast
+        },
+        at_ms: NOW + 1_000,
+    }));
+    let sent = m.handle(
+        Input::Events {
+            height: 1,
+            round: 0,
+            events: Vec::new(),
+        },
+        NOW,
+    );
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Rebroadcast), NOW + 1_000);
+    let again: Vec<&Output> = out
+        .iter()
+        .filter(|o| matches!(o, Output::Broadcast(_)))
+        .collect();
+    let first: Vec<&Output> = sent
+        .iter()
+        .filter(|o| matches!(o, Output::Broadcast(_)))
+        .collect();
+    assert_eq!(again, first);
+    assert!(out.contains(&Output::ScheduleTimeout {
+        timeout: Timeout {
+            height: 1,
+            round: 0,
+            kind: TimeoutKind::Rebroadcast
+        },
+        at_ms: NOW + 2_000,
+    }));
+}
+
+#[test]
+fn new_rejects_a_tip_from_another_chain() {
+    let d = Direct::new();
+    let other = genesis(&testkit::keys(10, 4), BTreeMap::new());
+    assert!(Consensus::new(config(), &other, None, d.tip.clone(), NOW).is_err());
+}
