@@ -11,8 +11,11 @@
 pub mod chain;
 pub mod crypto;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod net;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod node;
 pub mod proof;
+pub mod protocol;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod store;
 pub mod testkit;

@@ -1,5 +1,9 @@
-//! The `headway` command line.
+//! The `headway` command line (native only; see `headway::node::cli`).
 
-fn main() {
-    println!("headway {}", env!("CARGO_PKG_VERSION"));
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    headway::node::cli::main()
 }
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}

@@ -1,0 +1,209 @@
+//! The `headway` command line: run a node, make keys and genesis files, start a local devnet.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::config::NodeConfig;
+use super::{devnet, keys, service};
+use crate::chain::{ChainId, Genesis, Validator, ValidatorSet};
+use crate::crypto::ed25519::{PublicKey, SigningKey};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "headway",
+    version,
+    about = "Audit-chain full node, devnet and tools"
+)]
+struct Cli {
+    /// Log filter, e.g. `info` or `headway=debug,libp2p=info`.
+    #[arg(long, global = true, env = "HEADWAY_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a full node (a validator if given a key).
+    Node(NodeArgs),
+    /// Start a local network on loopback: validators, a full node, synthetic events.
+    Devnet(devnet::DevnetOptions),
+    /// Generate a validator or event-source key (hex seed file) and print its public key.
+    Keygen {
+        /// Where to write the secret seed (hex). Refuses to overwrite.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key of a key file.
+    Pubkey {
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Write a genesis file.
+    Genesis(GenesisArgs),
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// TOML configuration file (see README); flags and env vars override it.
+    #[arg(long, env = "HEADWAY_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "HEADWAY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[arg(long, env = "HEADWAY_GENESIS")]
+    genesis: Option<PathBuf>,
+    /// libp2p listen multiaddr (repeatable).
+    #[arg(long = "listen", env = "HEADWAY_LISTEN", value_delimiter = ',')]
+    listen: Vec<String>,
+    /// Peer multiaddr with /p2p/<id> to dial at start (repeatable).
+    #[arg(long = "bootnode", env = "HEADWAY_BOOTNODES", value_delimiter = ',')]
+    bootnodes: Vec<String>,
+    /// HTTP API address, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "HEADWAY_HTTP")]
+    http: Option<std::net::SocketAddr>,
+    /// Validator key file (hex seed); omit for a non-validating full node.
+    #[arg(long, env = "HEADWAY_VALIDATOR_KEY")]
+    validator_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenesisArgs {
+    #[arg(long)]
+    chain_id: String,
+    /// A validator `PUBKEY_HEX[:POWER]` (repeatable; power defaults to 10).
+    #[arg(long = "validator", required = true)]
+    validators: Vec<String>,
+    /// A hand-over `HEIGHT=PUBKEY[:POWER],PUBKEY[:POWER],...`: from HEIGHT on that set signs.
+    #[arg(long = "hand-over")]
+    hand_overs: Vec<String>,
+    /// Genesis time in ms since the Unix epoch (default: now).
+    #[arg(long)]
+    time_ms: Option<u64>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_validator(spec: &str) -> Result<Validator> {
+    let (key, power) = match spec.split_once(':') {
+        Some((k, p)) => (k, p.parse().with_context(|| format!("power in {spec:?}"))?),
+        None => (spec, 10),
+    };
+    let key = PublicKey::from_hex(key).with_context(|| format!("public key in {spec:?}"))?;
+    Ok(Validator { key, power })
+}
+
+fn parse_set(specs: &[&str]) -> Result<ValidatorSet> {
+    let validators = specs
+        .iter()
+        .map(|s| parse_validator(s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ValidatorSet::new(validators)?)
+}
+
+fn genesis(args: GenesisArgs) -> Result<()> {
+    let chain_id = ChainId::new(args.chain_id)?;
+    let specs: Vec<&str> = args.validators.iter().map(String::as_str).collect();
+    let validators = parse_set(&specs)?;
+    let mut schedule = BTreeMap::new();
+    for h in &args.hand_overs {
+        let Some((height, set)) = h.split_once('=') else {
+            bail!("hand-over {h:?}: expected HEIGHT=KEY[:POWER],...");
+        };
+        let height: u64 = height.parse().with_context(|| format!("height in {h:?}"))?;
+        let specs: Vec<&str> = set.split(',').collect();
+        schedule.insert(height, parse_set(&specs)?);
+    }
+    let time_ms = args.time_ms.unwrap_or_else(super::now_ms);
+    let genesis = Genesis::new(chain_id, time_ms, validators, schedule)?;
+    if args.out.exists() {
+        bail!("{} exists; refusing to overwrite", args.out.display());
+    }
+    std::fs::write(&args.out, genesis.to_json())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "wrote {} (genesis block {})",
+        args.out.display(),
+        genesis.block().block.header.hash()
+    );
+    Ok(())
+}
+
+fn node_config(args: NodeArgs) -> Result<NodeConfig> {
+    let mut config = match &args.config {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig {
+            data_dir: args
+                .data_dir
+                .clone()
+                .context("--data-dir (or a --config file) is required")?,
+            genesis: args
+                .genesis
+                .clone()
+                .context("--genesis (or a --config file) is required")?,
+            listen: Vec::new(),
+            bootnodes: Vec::new(),
+            http: None,
+            validator_key: None,
+            consensus: Default::default(),
+            www: None,
+        },
+    };
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(g) = args.genesis {
+        config.genesis = g;
+    }
+    if !args.listen.is_empty() {
+        config.listen = args.listen;
+    }
+    if !args.bootnodes.is_empty() {
+        config.bootnodes = args.bootnodes;
+    }
+    if args.http.is_some() {
+        config.http = args.http;
+    }
+    if args.validator_key.is_some() {
+        config.validator_key = args.validator_key;
+    }
+    Ok(config)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keygen { out } => {
+            let key = keys::generate_key_file(&out)?;
+            println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Pubkey { key } => {
+            let key: SigningKey = keys::read_key_file(&key)?;
+            println!("{}", key.public_key());
+            Ok(())
+        }
+        Command::Genesis(args) => genesis(args),
+        Command::Node(args) => {
+            let config = node_config(args)?;
+            service::block_on_until_ctrl_c(|shutdown| service::run_node(config, shutdown))
+        }
+        Command::Devnet(options) => {
+            service::block_on_until_ctrl_c(|shutdown| devnet::run(options, shutdown))
+        }
+    }
+}
+
+/// Parses the command line and runs it; the `headway` binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    super::init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Node configuration: a TOML file, overridable by command-line flags and `HEADWAY_*`
+//! environment variables (the CLI merges them; this module only parses and validates).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a node needs to start, as read from `headway node --config node.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Folder for the redb database, the node identity key and the WebRTC certificate.
+    pub data_dir: PathBuf,
+    /// Path of the genesis JSON (`headway genesis` writes one).
+    pub genesis: PathBuf,
+    /// libp2p listen addresses, e.g. `/ip4/0.0.0.0/tcp/30333`, `/ip4/0.0.0.0/tcp/30334/ws`,
+    /// `/ip4/0.0.0.0/udp/30335/webrtc-direct`.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Peers to dial at start, as multiaddrs ending in `/p2p/<peer id>`.
+    #[serde(default)]
+    pub bootnodes: Vec<String>,
+    /// HTTP API address; `None` disables the API.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
+    /// Hex seed file of this node's validator key; `None` runs a non-validating full node.
+    #[serde(default)]
+    pub validator_key: Option<PathBuf>,
+    #[serde(default)]
+    pub consensus: ConsensusTimeouts,
+    /// Folder served under `/` by the HTTP API (the light-client page), if any.
+    #[serde(default)]
+    pub www: Option<PathBuf>,
+}
+
+/// Consensus timeouts in milliseconds; a round `r` waits `base + r × delta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusTimeouts {
+    pub block_interval_ms: u64,
+    pub propose_ms: u64,
+    pub propose_delta_ms: u64,
+    pub vote_ms: u64,
+    pub vote_delta_ms: u64,
+}
+
+impl Default for ConsensusTimeouts {
+    fn default() -> Self {
+        ConsensusTimeouts {
+            block_interval_ms: 1_000,
+            propose_ms: 1_500,
+            propose_delta_ms: 500,
+            vote_ms: 500,
+            vote_delta_ms: 250,
+        }
+    }
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid listen or bootnode address {addr:?}: {message}")]
+    Address { addr: String, message: String },
+    #[error("invalid validator key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<NodeConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_minimal_config_with_defaults() {
+        let c = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g.json\"\n").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("d"));
+        assert_eq!(c.consensus, ConsensusTimeouts::default());
+        assert!(c.listen.is_empty() && c.http.is_none() && c.validator_key.is_none());
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = NodeConfig {
+            data_dir: "data".into(),
+            genesis: "genesis.json".into(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+            bootnodes: vec![],
+            http: Some("127.0.0.1:8080".parse().unwrap()),
+            validator_key: Some("key.hex".into()),
+            consensus: ConsensusTimeouts::default(),
+            www: None,
+        };
+        assert_eq!(NodeConfig::parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_types() {
+        assert!(NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\nlisten_addr = 1\n").is_err());
+        assert!(NodeConfig::parse("data_dir = 3\ngenesis = \"g\"\n").is_err());
+        assert!(NodeConfig::parse("genesis = \"g\"\n").is_err());
+    }
+
+    #[test]
+    fn load_reports_a_missing_file() {
+        let err = NodeConfig::load(Path::new("/nonexistent/headway.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

@@ -1,0 +1,849 @@
+//! The node: one tokio task that owns consensus, the mempool and the network, and moves
+//! inputs and outputs between them, the store and the HTTP API.
+//!
+//! Everything that decides lives in sans-I/O machines (`consensus`, `mempool`, `net::peers`,
+//! `verify`); this file only carries out their outputs: gossip, timers, store writes,
+//! responses. Block sync here is the simple sequential kind (ask the best peer for the next
+//! blocks, verify, feed them to consensus as finalized); parallel header-first and warp sync are
+//! the sync module's job.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::api::{self, ApiState, Command, NodeStatus, SubmitError};
+use super::config::NodeConfig;
+use super::consensus::{
+    ChainTip, Consensus, ConsensusConfig, Input, Message, Output, Timeout, TimeoutConfig,
+};
+use super::keys;
+use super::mempool::{Mempool, MempoolConfig, MempoolError};
+use super::metrics::{KindLabel, Metrics, ProtocolLabel};
+use super::now_ms;
+use super::serve::serve;
+use crate::chain::{Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
+use crate::crypto::ed25519::SigningKey;
+use crate::net::{keypair_from_seed, NetEvent, Network, NetworkConfig, RequestId};
+use crate::protocol::blocks::{BlocksResponse, GetBlocks};
+use crate::protocol::gossip::GossipMessage;
+use crate::protocol::limits::MAX_BLOCKS_PER_REQUEST;
+use crate::protocol::status::Status;
+use crate::protocol::{Request, Response};
+use crate::store::{ChainStore, RedbStore};
+use crate::verify::{TrustedState, Verifier};
+
+const META_NODE_KEY: &str = "node_key";
+const META_WEBRTC_CERT: &str = "webrtc_certificate_pem";
+const COMMAND_QUEUE: usize = 1024;
+
+/// A running node.
+pub struct NodeHandle {
+    pub peer_id: PeerId,
+    /// libp2p addresses, with `/p2p/<peer id>` appended.
+    pub listen: Vec<Multiaddr>,
+    pub http: Option<SocketAddr>,
+    pub commands: mpsc::Sender<Command>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub store: Arc<dyn ChainStore>,
+    pub metrics: Metrics,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+    http_task: Option<JoinHandle<()>>,
+}
+
+impl NodeHandle {
+    /// Stops the node and waits until its store is closed.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(http) = self.http_task.take() {
+            http.abort();
+        }
+        self.task.await.context("node task panicked")?
+    }
+
+    /// Submits an event as the HTTP API does.
+    pub async fn submit(&self, event: SignedEvent) -> Result<EventId, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::SubmitEvent {
+                event: Box::new(event),
+                reply,
+            })
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        answer.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    pub fn head_height(&self) -> u64 {
+        self.status.borrow().head_height
+    }
+
+    /// The first listen address whose protocols contain `needle` (e.g. `"/ws"`, `"/webrtc-direct"`).
+    pub fn addr_with(&self, needle: &str) -> Option<&Multiaddr> {
+        self.listen.iter().find(|a| a.to_string().contains(needle))
+    }
+}
+
+fn consensus_config(c: &super::config::ConsensusTimeouts) -> ConsensusConfig {
+    ConsensusConfig {
+        propose: TimeoutConfig {
+            base_ms: c.propose_ms,
+            delta_ms: c.propose_delta_ms,
+        },
+        prevote: TimeoutConfig {
+            base_ms: c.vote_ms,
+            delta_ms: c.vote_delta_ms,
+        },
+        precommit: TimeoutConfig {
+            base_ms: c.vote_ms,
+            delta_ms: c.vote_delta_ms,
+        },
+        ..ConsensusConfig::default()
+    }
+}
+
+fn load_or_create_seed(store: &dyn ChainStore, key: &str) -> Result<[u8; 32]> {
+    if let Some(bytes) = store.get_meta(key)? {
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("stored {key} is not 32 bytes"));
+    }
+    let seed = rand::random::<[u8; 32]>();
+    store.put_meta(key, &seed)?;
+    Ok(seed)
+}
+
+/// Opens the store (initializing it with the genesis block) and checks it is this chain's.
+pub fn open_store(data_dir: &std::path::Path, genesis: &Genesis) -> Result<Arc<RedbStore>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let store = RedbStore::open(data_dir.join("chain.redb"))
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let genesis_block = genesis.block();
+    match store.header(0)? {
+        None => store.append(std::slice::from_ref(&genesis_block))?,
+        Some(h) if h.header.hash() == genesis_block.block.header.hash() => {}
+        Some(h) => bail!(
+            "{} holds chain {} with genesis {}, not this genesis ({})",
+            data_dir.display(),
+            h.header.chain_id,
+            h.header.hash(),
+            genesis_block.block.header.hash()
+        ),
+    }
+    Ok(Arc::new(store))
+}
+
+/// Starts a node from its configuration; returns once it listens.
+pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
+    let genesis_text = std::fs::read_to_string(&config.genesis)
+        .with_context(|| format!("reading genesis {}", config.genesis.display()))?;
+    let genesis = Genesis::from_json(&genesis_text)
+        .with_context(|| format!("genesis {}", config.genesis.display()))?;
+    let validator_key = match &config.validator_key {
+        Some(path) => Some(keys::read_key_file(path)?),
+        None => None,
+    };
+    let listen = config
+        .listen
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("listen address {a:?}")))
+        .collect::<Result<Vec<Multiaddr>>>()?;
+    let bootnodes = config
+        .bootnodes
+        .iter()
+        .map(|a| a.parse().with_context(|| format!("bootnode {a:?}")))
+        .collect::<Result<Vec<Multiaddr>>>()?;
+    start(NodeParams {
+        data_dir: config.data_dir,
+        genesis,
+        validator_key,
+        listen,
+        bootnodes,
+        http: config.http,
+        consensus: consensus_config(&config.consensus),
+        block_interval_ms: config.consensus.block_interval_ms,
+        www: config.www,
+    })
+    .await
+}
+
+/// A node's parameters, already parsed (the devnet builds these directly).
+pub struct NodeParams {
+    pub data_dir: PathBuf,
+    pub genesis: Genesis,
+    pub validator_key: Option<SigningKey>,
+    pub listen: Vec<Multiaddr>,
+    pub bootnodes: Vec<Multiaddr>,
+    pub http: Option<SocketAddr>,
+    pub consensus: ConsensusConfig,
+    /// Minimum time between a block and the next (empty blocks included).
+    pub block_interval_ms: u64,
+    pub www: Option<PathBuf>,
+}
+
+pub async fn start(params: NodeParams) -> Result<NodeHandle> {
+    let genesis = Arc::new(params.genesis);
+    let store = open_store(&params.data_dir, &genesis)?;
+    let head = store.head()?.context("store has no head after init")?;
+    let head_header = store.header(head.height)?.context("head header missing")?;
+    let metrics = Metrics::new();
+
+    let node_seed = load_or_create_seed(&*store, META_NODE_KEY)?;
+    let keypair = keypair_from_seed(node_seed);
+    let status = Status {
+        head_height: head.height,
+        head_hash: head.hash,
+        mmr_root: head.peaks.root(),
+        lowest_height: store.lowest_height()?,
+        syncing: false,
+    };
+    let genesis_hash = genesis.block().block.header.hash();
+    let mut net_config =
+        NetworkConfig::new(keypair, genesis.chain_id.clone(), genesis_hash, status);
+    net_config.listen = params.listen;
+    net_config.bootnodes = params.bootnodes;
+    net_config.webrtc_certificate_pem = store
+        .get_meta(META_WEBRTC_CERT)?
+        .and_then(|b| String::from_utf8(b).ok());
+    let (network, new_pem) = Network::new(net_config).await?;
+    if let Some(pem) = new_pem {
+        store.put_meta(META_WEBRTC_CERT, pem.as_bytes())?;
+    }
+    let peer_id = network.local_peer_id();
+    let listen: Vec<Multiaddr> = network
+        .listen_addrs()
+        .iter()
+        .map(|a| a.clone().with_p2p(peer_id).unwrap_or_else(|a| a))
+        .collect();
+
+    let tip = ChainTip::new(head_header.header.clone(), head.peaks.clone())
+        .map_err(|e| anyhow::anyhow!("store head: {e}"))?;
+    let now = now_ms();
+    let (consensus, first) = Consensus::new(
+        params.consensus,
+        &genesis,
+        params.validator_key.clone(),
+        tip,
+        now,
+    )
+    .map_err(|e| anyhow::anyhow!("consensus: {e}"))?;
+
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (status_tx, status_rx) = watch::channel(NodeStatus {
+        chain_id: genesis.chain_id.to_string(),
+        peer_id: peer_id.to_string(),
+        head_height: head.height,
+        head_hash: head.hash.to_hex(),
+        finalized_height: head.height,
+        state: "connecting".into(),
+        syncing: false,
+        peers: 0,
+        mempool: 0,
+        validator: params.validator_key.is_some(),
+        listen: listen.iter().map(ToString::to_string).collect(),
+    });
+    metrics.head_height.set(head.height as i64);
+    metrics.finalized_height.set(head.height as i64);
+
+    let store_dyn: Arc<dyn ChainStore> = store.clone();
+    let (http, http_task) = match params.http {
+        Some(addr) => {
+            let state = ApiState {
+                store: store_dyn.clone(),
+                genesis: genesis.clone(),
+                commands: commands_tx.clone(),
+                status: status_rx.clone(),
+                metrics: metrics.clone(),
+            };
+            let mut app = api::router(state);
+            if let Some(www) = &params.www {
+                app = app.fallback_service(tower_http::services::ServeDir::new(www));
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP API on {addr}"))?;
+            let bound = listener.local_addr()?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "HTTP API stopped");
+                }
+            });
+            tracing::info!(%bound, "HTTP API listening");
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
+
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut node = NodeLoop {
+        store: store.clone(),
+        genesis,
+        network,
+        consensus,
+        mempool: Mempool::new(MempoolConfig::default()),
+        metrics: metrics.clone(),
+        status: status_tx,
+        commands: commands_rx,
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        pending_events: None,
+        block_interval_ms: params.block_interval_ms,
+        sync: None,
+        validator_key: params.validator_key,
+        state: "connecting",
+    };
+    node.apply(first);
+    let task = tokio::spawn(async move { node.run(stop_rx).await });
+    tracing::info!(%peer_id, addrs = ?listen, "node started");
+    Ok(NodeHandle {
+        peer_id,
+        listen,
+        http,
+        commands: commands_tx,
+        status: status_rx,
+        store: store_dyn,
+        metrics,
+        stop: Some(stop_tx),
+        task,
+        http_task,
+    })
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let node = start_node(config).await?;
+    for addr in &node.listen {
+        println!("listening on {addr}");
+    }
+    if let Some(http) = node.http {
+        println!("HTTP API on http://{http}");
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    node.stop().await
+}
+
+/// Builds a tokio runtime and runs `f` with a future that resolves on Ctrl-C (or SIGTERM).
+pub fn block_on_until_ctrl_c<F, Fut>(f: F) -> Result<()>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let shutdown = Box::pin(async {
+            #[cfg(unix)]
+            {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(s) => s,
+                        Err(_) => {
+                            let _ = tokio::signal::ctrl_c().await;
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        });
+        f(shutdown).await
+    })
+}
+
+/// A sequential block download in progress.
+struct SyncRequest {
+    peer: PeerId,
+    id: RequestId,
+}
+
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Consensus(TimeoutKey),
+    /// Answer consensus' `NeedEvents` (held back to keep the block interval).
+    ProposeEvents,
+}
+
+/// `Timeout` made orderable for the heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TimeoutKey {
+    height: u64,
+    round: u32,
+    kind: u8,
+}
+
+fn timeout_key(t: &Timeout) -> TimeoutKey {
+    use super::consensus::TimeoutKind::*;
+    TimeoutKey {
+        height: t.height,
+        round: t.round,
+        kind: match t.kind {
+            Propose => 0,
+            Prevote => 1,
+            Precommit => 2,
+            Rebroadcast => 3,
+        },
+    }
+}
+
+fn timeout_of(k: &TimeoutKey) -> Timeout {
+    use super::consensus::TimeoutKind::*;
+    Timeout {
+        height: k.height,
+        round: k.round,
+        kind: match k.kind {
+            0 => Propose,
+            1 => Prevote,
+            2 => Precommit,
+            _ => Rebroadcast,
+        },
+    }
+}
+
+struct NodeLoop {
+    store: Arc<RedbStore>,
+    genesis: Arc<Genesis>,
+    network: Network,
+    consensus: Consensus,
+    mempool: Mempool,
+    metrics: Metrics,
+    status: watch::Sender<NodeStatus>,
+    commands: mpsc::Receiver<Command>,
+    /// Min-heap of (due ms, sequence, timer).
+    timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
+    timer_seq: u64,
+    /// `NeedEvents` waiting for the block interval: (height, round, max events, max bytes).
+    pending_events: Option<(u64, u32, usize, usize)>,
+    block_interval_ms: u64,
+    sync: Option<SyncRequest>,
+    validator_key: Option<SigningKey>,
+    state: &'static str,
+}
+
+impl NodeLoop {
+    async fn run(&mut self, mut stop: oneshot::Receiver<()>) -> Result<()> {
+        loop {
+            let next_due = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = match next_due {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = &mut stop => break,
+                event = self.network.next_event() => self.on_net(event),
+                Some(command) = self.commands.recv() => self.on_command(command),
+                _ = tokio::time::sleep(sleep) => self.fire_timers(),
+            }
+        }
+        tracing::info!("node loop stopped");
+        Ok(())
+    }
+
+    fn schedule(&mut self, at_ms: u64, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((at_ms, self.timer_seq, timer)));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = now_ms();
+        while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Consensus(key) => {
+                    let out = self.consensus.handle(Input::Timeout(timeout_of(&key)), now);
+                    if key.kind <= 2 && key.round >= self.consensus.round() && key.kind == 2 {
+                        self.metrics.rounds_skipped.inc();
+                    }
+                    self.apply(out);
+                }
+                Timer::ProposeEvents => self.answer_events(),
+            }
+        }
+    }
+
+    fn answer_events(&mut self) {
+        let Some((height, round, max_events, max_bytes)) = self.pending_events.take() else {
+            return;
+        };
+        let events = self.mempool.take(max_events, max_bytes);
+        let out = self.consensus.handle(
+            Input::Events {
+                height,
+                round,
+                events,
+            },
+            now_ms(),
+        );
+        self.apply(out);
+    }
+
+    /// Carries out consensus outputs (and the inputs they lead to) until none are left.
+    fn apply(&mut self, outputs: Vec<Output>) {
+        let mut queue: std::collections::VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Broadcast(message) => {
+                    if let Message::Vote(v) = &message {
+                        if Some(v.validator_index) == self.consensus.validator_index() {
+                            let kind = format!("{:?}", v.kind).to_lowercase();
+                            self.metrics
+                                .votes_signed
+                                .get_or_create(&KindLabel { kind })
+                                .inc();
+                        }
+                    }
+                    let gossip = match &message {
+                        Message::Proposal(_) => GossipMessage::Proposal(message.encode()),
+                        Message::Vote(_) => GossipMessage::Vote(message.encode()),
+                    };
+                    if let Err(e) = self.network.publish(&gossip) {
+                        tracing::trace!(error = %e, "consensus gossip not sent");
+                    }
+                }
+                Output::ScheduleTimeout { timeout, at_ms } => {
+                    self.schedule(at_ms, Timer::Consensus(timeout_key(&timeout)));
+                }
+                Output::NeedEvents {
+                    height,
+                    round,
+                    max_events,
+                    max_bytes,
+                } => {
+                    let parent = self.consensus.tip().header.timestamp_ms;
+                    let due = parent.saturating_add(self.block_interval_ms).max(now_ms());
+                    self.pending_events = Some((height, round, max_events, max_bytes));
+                    self.schedule(due, Timer::ProposeEvents);
+                }
+                Output::Finalized(block) => match self.commit(&block) {
+                    Ok(()) => {
+                        let height = block.height();
+                        queue.extend(self.consensus.handle(Input::Committed { height }, now_ms()));
+                    }
+                    Err(e) => {
+                        // The block stays decided in consensus; the store refused it, which
+                        // means a bug or a broken disk: stop making progress loudly.
+                        tracing::error!(error = %e, height = block.height(), "cannot store a finalized block");
+                    }
+                },
+                Output::Rejected { from, reason } => {
+                    tracing::debug!(?from, %reason, "consensus rejected a message");
+                    let kind = reason_kind(&reason.to_string());
+                    self.metrics
+                        .consensus_rejections
+                        .get_or_create(&KindLabel { kind })
+                        .inc();
+                }
+                Output::Evidence(evidence) => {
+                    tracing::warn!(?evidence, "validator misbehaviour");
+                }
+            }
+        }
+        self.publish_status();
+    }
+
+    /// Stores a finalized block and updates everything that depends on the head.
+    fn commit(&mut self, block: &FinalizedBlock) -> Result<()> {
+        let started = Instant::now();
+        self.store.append(std::slice::from_ref(block))?;
+        self.metrics
+            .store_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let ids: Vec<EventId> = block.block.events.iter().map(SignedEvent::id).collect();
+        self.mempool.remove_included(&ids);
+        let height = block.height();
+        self.metrics.head_height.set(height as i64);
+        self.metrics.finalized_height.set(height as i64);
+        self.metrics.mempool_size.set(self.mempool.len() as i64);
+        if let Some(key) = &self.validator_key {
+            if block.block.header.proposer == key.public_key() {
+                self.metrics.blocks_produced.inc();
+            }
+        }
+        let head = self.store.head()?.context("head after append")?;
+        self.network.set_status(Status {
+            head_height: head.height,
+            head_hash: head.hash,
+            mmr_root: head.peaks.root(),
+            lowest_height: self.store.lowest_height()?,
+            syncing: self.sync.is_some(),
+        });
+        if self.sync.is_none() {
+            // Tell peers at once (Soma's push): laggards learn the new height and sync.
+            let _ = self
+                .network
+                .publish(&GossipMessage::Finalized(block.clone()));
+        }
+        tracing::debug!(height, hash = %head.hash, events = ids.len(), "block finalized");
+        Ok(())
+    }
+
+    fn publish_status(&mut self) {
+        let head = self.consensus.tip().height();
+        let peers = self.network.handshaken_peers().len();
+        self.metrics.peers.set(peers as i64);
+        self.metrics.mempool_size.set(self.mempool.len() as i64);
+        let best = self.network.peer_book().best_head().unwrap_or(0);
+        self.state = if self.sync.is_some() {
+            "syncing"
+        } else if peers == 0 {
+            "connecting"
+        } else if best > head {
+            "determining"
+        } else {
+            "synced"
+        };
+        self.status.send_modify(|s| {
+            s.head_height = head;
+            s.head_hash = self.consensus.tip().hash.to_hex();
+            s.finalized_height = head;
+            s.peers = peers;
+            s.mempool = self.mempool.len();
+            s.syncing = self.sync.is_some();
+            s.state = self.state.into();
+        });
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::SubmitEvent { event, reply } => {
+                let result = self.admit_event(*event.clone());
+                if result.is_ok() {
+                    let _ = self.network.publish(&GossipMessage::Event(*event));
+                }
+                let _ = reply.send(result);
+                self.publish_status();
+            }
+        }
+    }
+
+    fn admit_event(&mut self, event: SignedEvent) -> Result<EventId, SubmitError> {
+        let store = &self.store;
+        let in_chain = |id: &EventId| matches!(store.event_location(id), Ok(Some(_)));
+        self.mempool.insert(event, in_chain).map_err(|e| match e {
+            MempoolError::Invalid(e) => SubmitError::Invalid(e.to_string()),
+            MempoolError::Duplicate(id) => SubmitError::Duplicate(id),
+            MempoolError::AlreadyInChain(id) => SubmitError::AlreadyInChain(id),
+            MempoolError::Full { .. } => SubmitError::Full,
+        })
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::InboundRequest { peer, id, request } => {
+                let started = Instant::now();
+                let protocol = request.protocol();
+                let response = serve(&*self.store, &self.genesis, &request);
+                let outcome = response.as_error().map_or("served".to_string(), |e| {
+                    format!("{:?}", e.code).to_lowercase()
+                });
+                let bytes = response.encoded_len();
+                if let Err(e) = self.network.respond(id, response) {
+                    tracing::debug!(%peer, error = %e, "response not sent");
+                }
+                let label = ProtocolLabel {
+                    protocol: protocol.to_string(),
+                };
+                self.metrics.request(&label.protocol, &outcome);
+                self.metrics
+                    .bytes_served
+                    .get_or_create(&label)
+                    .inc_by(bytes as u64);
+                self.metrics
+                    .request_latency_seconds
+                    .get_or_create(&label)
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            NetEvent::Gossip {
+                message,
+                propagated_by,
+                ..
+            } => self.on_gossip(message, propagated_by),
+            NetEvent::HandshakeDone { peer, info } => {
+                tracing::info!(%peer, height = info.head_height, "peer connected");
+                self.maybe_sync(peer, info.head_height);
+            }
+            NetEvent::PeerStatus { peer, status } => self.maybe_sync(peer, status.head_height),
+            NetEvent::Response { peer, id, result } => self.on_response(peer, id, result),
+            NetEvent::PeerDisconnected { peer } | NetEvent::PeerBanned { peer, .. } => {
+                if self.sync.as_ref().is_some_and(|s| s.peer == peer) {
+                    self.sync = None;
+                    self.resume_sync();
+                }
+            }
+            NetEvent::HandshakeFailed { peer, reason } => {
+                tracing::warn!(%peer, %reason, "handshake failed");
+            }
+            NetEvent::DialFailed { peer, error } => {
+                tracing::debug!(?peer, %error, "dial failed");
+            }
+            NetEvent::ListenAddr { address } => tracing::info!(%address, "listening"),
+        }
+        self.publish_status();
+    }
+
+    fn on_gossip(&mut self, message: GossipMessage, from: PeerId) {
+        match message {
+            GossipMessage::Event(event) => {
+                let _ = self.admit_event(event);
+            }
+            GossipMessage::Proposal(bytes) | GossipMessage::Vote(bytes) => {
+                match Message::decode(&bytes) {
+                    Ok(message) => {
+                        let out = self.consensus.handle(message.into(), now_ms());
+                        self.apply(out);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%from, error = %e, "undecodable consensus gossip");
+                        self.network
+                            .report(from, crate::net::peers::Misbehaviour::Malformed);
+                    }
+                }
+            }
+            GossipMessage::Finalized(block) => {
+                let head = self.consensus.tip().height();
+                if block.height() == head + 1 {
+                    if !self.accept_finalized(block, from) {
+                        self.resume_sync();
+                    }
+                } else if block.height() > head + 1 {
+                    self.maybe_sync(from, block.height());
+                }
+            }
+        }
+    }
+
+    /// Verifies a block claimed finalized against our head and feeds it to consensus.
+    /// Returns false if it was refused.
+    fn accept_finalized(&mut self, block: FinalizedBlock, from: PeerId) -> bool {
+        let tip = self.consensus.tip();
+        let trusted = TrustedState {
+            header: tip.header.clone(),
+            hash: tip.hash,
+            next_validators: Arc::new(self.genesis.validators_at(tip.height() + 1).clone()),
+        };
+        if let Err(e) = Verifier::new().verify(&trusted, &block.trusted_header(), now_ms()) {
+            tracing::warn!(%from, height = block.height(), error = %e, "peer sent an invalid finalized block");
+            self.network
+                .report(from, crate::net::peers::Misbehaviour::Invalid);
+            return false;
+        }
+        let height = block.height();
+        let out = self
+            .consensus
+            .handle(Input::FinalizedFromPeer(Box::new(block)), now_ms());
+        self.apply(out);
+        self.consensus.tip().height() >= height
+    }
+
+    fn maybe_sync(&mut self, peer: PeerId, peer_height: u64) {
+        if self.sync.is_some() || peer_height <= self.consensus.tip().height() {
+            return;
+        }
+        self.request_blocks(peer);
+    }
+
+    fn resume_sync(&mut self) {
+        let next = self.consensus.tip().height() + 1;
+        let best = self
+            .network
+            .sync_peers(next)
+            .into_iter()
+            .max_by_key(|(_, s)| s.head_height);
+        if let Some((peer, status)) = best {
+            if status.head_height >= next {
+                self.request_blocks(peer);
+            }
+        }
+    }
+
+    fn request_blocks(&mut self, peer: PeerId) {
+        let start = self.consensus.tip().height() + 1;
+        let request = Request::GetBlocks(GetBlocks {
+            start,
+            count: MAX_BLOCKS_PER_REQUEST,
+        });
+        match self.network.send_request(peer, request) {
+            Ok(id) => {
+                tracing::debug!(%peer, start, "requesting blocks");
+                self.sync = Some(SyncRequest { peer, id });
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot request blocks"),
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        peer: PeerId,
+        id: RequestId,
+        result: Result<Response, crate::net::RequestFailure>,
+    ) {
+        if self.sync.as_ref().map(|s| s.id) != Some(id) {
+            return;
+        }
+        self.sync = None;
+        let blocks = match result {
+            Ok(Response::Blocks(BlocksResponse::Blocks(blocks))) => blocks,
+            Ok(other) => {
+                tracing::debug!(%peer, response = ?other.as_error(), "block request refused");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "block request failed");
+                self.resume_sync();
+                return;
+            }
+        };
+        let received = blocks.len();
+        for block in blocks {
+            if block.height() <= self.consensus.tip().height() {
+                continue;
+            }
+            if !self.accept_finalized(block, peer) {
+                break;
+            }
+        }
+        let head = self.consensus.tip().height();
+        tracing::info!(%peer, received, head, "synced blocks");
+        if received > 0 {
+            self.maybe_sync(peer, head + 1);
+        }
+    }
+}
+
+/// A short, bounded label for a consensus rejection (the error's variant name).
+fn reason_kind(reason: &str) -> String {
+    reason
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != ' ')
+        .next()
+        .unwrap_or("other")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("_")
+        .to_lowercase()
+}

@@ -1,0 +1,101 @@
+//! Every size, count, rate and time limit of the wire protocols, in one place.
+//!
+//! Decoders check the size and count limits before they allocate; the network layer applies the
+//! byte caps while it reads a frame (it never buffers more than the cap) and the rate, concurrency
+//! and time limits per peer.
+
+use std::time::Duration;
+
+use super::Protocol;
+
+/// Most headers one `GetHeaders` may ask for (and one `Headers` response may carry).
+pub const MAX_HEADERS_PER_REQUEST: u32 = 512;
+
+/// Most blocks one `GetBlocks` may ask for (and one `Blocks` response may carry).
+pub const MAX_BLOCKS_PER_REQUEST: u32 = 128;
+
+/// Largest encoded request of any protocol, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024;
+
+/// Largest encoded response of the data protocols (headers, blocks, proof, snapshot), in bytes.
+/// A responder sends fewer items than asked for rather than exceed it.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest encoded response of the small protocols (hello, status), in bytes.
+pub const MAX_SMALL_RESPONSE_BYTES: usize = 4 * 1024;
+
+/// Largest gossip payload (the canonical encoding of one [`super::GossipMessage`]), in bytes.
+pub const MAX_GOSSIP_BYTES: usize = 4 * 1024 * 1024;
+
+/// Longest [`super::ErrorResponse`] message, in bytes; longer messages are cut on construction.
+pub const MAX_ERROR_MESSAGE_LEN: usize = 256;
+
+/// Size of every snapshot chunk but the last, which holds the rest (1 to this many bytes).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Most chunks one snapshot may have.
+pub const MAX_SNAPSHOT_CHUNKS: u32 = 16;
+
+/// Largest encoded snapshot, in bytes.
+pub const MAX_SNAPSHOT_BYTES: usize = SNAPSHOT_CHUNK_BYTES * MAX_SNAPSHOT_CHUNKS as usize;
+
+/// Most requests of one peer that the node may be answering at once; more are refused with
+/// `RateLimited`.
+pub const MAX_CONCURRENT_INBOUND_PER_PEER: usize = 8;
+
+/// Most concurrent request streams (inbound and outbound, all protocols) on one connection.
+pub const MAX_CONCURRENT_STREAMS_PER_CONNECTION: usize = 64;
+
+/// How long a request may take, from opening the stream to the end of the response.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the Hello exchange may take, in each direction, before the peer is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often each side sends its [`super::Status`] to each handshaken peer.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(30);
+
+// A full snapshot chunk plus its fixed fields and the response tag fits in a response.
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 128 <= MAX_RESPONSE_BYTES);
+
+/// A token bucket: up to `burst` requests at once, then one more every `refill_every`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub refill_every: Duration,
+}
+
+impl RateLimit {
+    /// The default inbound limit per peer for `protocol`.
+    pub const fn default_for(protocol: Protocol) -> RateLimit {
+        let (burst, refill_ms) = match protocol {
+            // One Hello per connection; allow a reconnect or two.
+            Protocol::Hello => (2, 10_000),
+            // Expected every 30 s.
+            Protocol::Status => (4, 5_000),
+            Protocol::Headers => (16, 100),
+            Protocol::Blocks => (8, 250),
+            Protocol::Proof => (32, 50),
+            Protocol::Snapshot => (MAX_SNAPSHOT_CHUNKS, 200),
+        };
+        RateLimit {
+            burst,
+            refill_every: Duration::from_millis(refill_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn every_protocol_has_a_positive_rate_limit() {
+        for p in Protocol::ALL {
+            let l = RateLimit::default_for(p);
+            assert!(l.burst >= 1 && !l.refill_every.is_zero(), "{p:?}");
+        }
+    }
+}
