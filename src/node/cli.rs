@@ -44,6 +44,56 @@ enum Command {
     },
     /// Write a genesis file.
     Genesis(GenesisArgs),
+    /// Sign an audit event with a key file and print it as the JSON `POST /events` takes.
+    SignEvent(SignEventArgs),
+}
+
+#[derive(Args)]
+struct SignEventArgs {
+    /// Key file of the event's source (see `keygen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// What happened, e.g. `user.login`.
+    #[arg(long)]
+    kind: String,
+    #[arg(long)]
+    actor: String,
+    #[arg(long)]
+    resource: String,
+    /// success, failure, denied or error.
+    #[arg(long, default_value = "success")]
+    outcome: String,
+    /// Application data, hex.
+    #[arg(long, default_value = "")]
+    metadata_hex: String,
+    /// Event time, ms since the Unix epoch (default: now).
+    #[arg(long)]
+    time_ms: Option<u64>,
+}
+
+fn sign_event(args: SignEventArgs) -> Result<()> {
+    let key = keys::read_key_file(&args.key)?;
+    let outcome = serde_json::from_value(serde_json::Value::String(args.outcome.clone()))
+        .with_context(|| {
+            format!(
+                "outcome {:?}: expected success, failure, denied or error",
+                args.outcome
+            )
+        })?;
+    let event = crate::chain::AuditEvent {
+        kind: args.kind,
+        actor: args.actor,
+        resource: args.resource,
+        outcome,
+        metadata: hex::decode(&args.metadata_hex).context("metadata is not hex")?,
+        time_ms: args.time_ms.unwrap_or_else(super::now_ms),
+        source: key.public_key(),
+    };
+    event.validate()?;
+    let signed = event.sign(&key);
+    println!("{}", serde_json::to_string(&signed)?);
+    eprintln!("event id {}", signed.id());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -185,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Genesis(args) => genesis(args),
+        Command::SignEvent(args) => sign_event(args),
         Command::Node(args) => {
             let config = node_config(args)?;
             service::block_on_until_ctrl_c(|shutdown| service::run_node(config, shutdown))
