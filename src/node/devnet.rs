@@ -154,7 +154,7 @@ pub async fn start(options: &DevnetOptions) -> Result<Devnet> {
         block_interval_ms: options.block_interval_ms,
         ..ConsensusTimeouts::default()
     };
-    let consensus = service_consensus(&timeouts);
+    let consensus = service::consensus_config(&timeouts);
     let params = |data: &str,
                   key: Option<SigningKey>,
                   listen: Vec<Multiaddr>,
@@ -234,25 +234,6 @@ pub async fn start(options: &DevnetOptions) -> Result<Devnet> {
         devnet.events = Some(tokio::spawn(generate_events(source, commands, period)));
     }
     Ok(devnet)
-}
-
-fn service_consensus(t: &ConsensusTimeouts) -> super::consensus::ConsensusConfig {
-    use super::consensus::{ConsensusConfig, TimeoutConfig};
-    ConsensusConfig {
-        propose: TimeoutConfig {
-            base_ms: t.propose_ms,
-            delta_ms: t.propose_delta_ms,
-        },
-        prevote: TimeoutConfig {
-            base_ms: t.vote_ms,
-            delta_ms: t.vote_delta_ms,
-        },
-        precommit: TimeoutConfig {
-            base_ms: t.vote_ms,
-            delta_ms: t.vote_delta_ms,
-        },
-        ..ConsensusConfig::default()
-    }
 }
 
 /// Submits a synthetic signed audit event every `period`.

@@ -95,7 +95,8 @@ impl NodeHandle {
     }
 }
 
-fn consensus_config(c: &super::config::ConsensusTimeouts) -> ConsensusConfig {
+/// The consensus settings for a node's configured timeouts.
+pub fn consensus_config(c: &super::config::ConsensusTimeouts) -> ConsensusConfig {
     ConsensusConfig {
         propose: TimeoutConfig {
             base_ms: c.propose_ms,
