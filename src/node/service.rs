@@ -32,7 +32,7 @@ use super::now_ms;
 use super::serve::serve;
 use crate::chain::{Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
 use crate::crypto::ed25519::SigningKey;
-use crate::net::{keypair_from_seed, NetEvent, Network, NetworkConfig, RequestId};
+use crate::net::{keypair_from_seed, NetEvent, Network, NetworkConfig, PublishError, RequestId};
 use crate::protocol::blocks::{BlocksResponse, GetBlocks};
 use crate::protocol::gossip::GossipMessage;
 use crate::protocol::limits::MAX_BLOCKS_PER_REQUEST;
@@ -300,7 +300,9 @@ pub async fn start(params: NodeParams) -> Result<NodeHandle> {
         timers: BinaryHeap::new(),
         timer_seq: 0,
         pending_events: None,
+        ungossiped: Vec::new(),
         block_interval_ms: params.block_interval_ms,
+        last_position: (0, 0),
         sync: None,
         validator_key: params.validator_key,
         state: "connecting",
@@ -437,7 +439,12 @@ struct NodeLoop {
     timer_seq: u64,
     /// `NeedEvents` waiting for the block interval: (height, round, max events, max bytes).
     pending_events: Option<(u64, u32, usize, usize)>,
+    /// Events accepted by `submit` whose gossip failed (e.g. no peer subscribed yet, just
+    /// after start): published again on the next finalized block or new peer, while pending.
+    ungossiped: Vec<SignedEvent>,
     block_interval_ms: u64,
+    /// Consensus (height, round) at the last status update, for the skipped-rounds metric.
+    last_position: (u64, u32),
     sync: Option<SyncRequest>,
     validator_key: Option<SigningKey>,
     state: &'static str,
@@ -477,9 +484,6 @@ impl NodeLoop {
             match timer {
                 Timer::Consensus(key) => {
                     let out = self.consensus.handle(Input::Timeout(timeout_of(&key)), now);
-                    if key.kind <= 2 && key.round >= self.consensus.round() && key.kind == 2 {
-                        self.metrics.rounds_skipped.inc();
-                    }
                     self.apply(out);
                 }
                 Timer::ProposeEvents => self.answer_events(),
@@ -600,10 +604,20 @@ impl NodeLoop {
                 .publish(&GossipMessage::Finalized(block.clone()));
         }
         tracing::debug!(height, hash = %head.hash, events = ids.len(), "block finalized");
+        self.retry_gossip();
         Ok(())
     }
 
     fn publish_status(&mut self) {
+        // A round that ends without a decision moves consensus to the next round of the same
+        // height: count those moves.
+        let position = (self.consensus.height(), self.consensus.round());
+        if position.0 == self.last_position.0 && position.1 > self.last_position.1 {
+            self.metrics
+                .rounds_skipped
+                .inc_by(u64::from(position.1 - self.last_position.1));
+        }
+        self.last_position = position;
         let head = self.consensus.tip().height();
         let peers = self.network.handshaken_peers().len();
         self.metrics.peers.set(peers as i64);
@@ -634,10 +648,30 @@ impl NodeLoop {
             Command::SubmitEvent { event, reply } => {
                 let result = self.admit_event(*event.clone());
                 if result.is_ok() {
-                    let _ = self.network.publish(&GossipMessage::Event(*event));
+                    self.gossip_event(*event);
                 }
                 let _ = reply.send(result);
                 self.publish_status();
+            }
+        }
+    }
+
+    /// Publishes a submitted event; keeps it for [`Self::retry_gossip`] if that fails.
+    fn gossip_event(&mut self, event: SignedEvent) {
+        match self.network.publish(&GossipMessage::Event(event.clone())) {
+            Ok(()) | Err(PublishError::Duplicate) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, id = %event.id(), "event gossip not sent, will retry");
+                self.ungossiped.push(event);
+            }
+        }
+    }
+
+    /// Publishes again the submitted events whose gossip failed, if still pending.
+    fn retry_gossip(&mut self) {
+        for event in std::mem::take(&mut self.ungossiped) {
+            if self.mempool.contains(&event.id()) {
+                self.gossip_event(event);
             }
         }
     }
@@ -681,11 +715,12 @@ impl NodeLoop {
             }
             NetEvent::Gossip {
                 message,
+                source,
                 propagated_by,
-                ..
-            } => self.on_gossip(message, propagated_by),
+            } => self.on_gossip(message, source, propagated_by),
             NetEvent::HandshakeDone { peer, info } => {
                 tracing::info!(%peer, height = info.head_height, "peer connected");
+                self.retry_gossip();
                 self.maybe_sync(peer, info.head_height);
             }
             NetEvent::PeerStatus { peer, status } => self.maybe_sync(peer, status.head_height),
@@ -707,7 +742,10 @@ impl NodeLoop {
         self.publish_status();
     }
 
-    fn on_gossip(&mut self, message: GossipMessage, from: PeerId) {
+    /// `publisher` signed the gossip message (the one to blame for bad content); `relay`
+    /// forwarded it to us (a connected peer, the one to sync from). Penalizing the relay would
+    /// let an attacker make honest neighbours ban each other.
+    fn on_gossip(&mut self, message: GossipMessage, publisher: Option<PeerId>, relay: PeerId) {
         match message {
             GossipMessage::Event(event) => {
                 let _ = self.admit_event(event);
@@ -719,38 +757,44 @@ impl NodeLoop {
                         self.apply(out);
                     }
                     Err(e) => {
-                        tracing::debug!(%from, error = %e, "undecodable consensus gossip");
-                        self.network
-                            .report(from, crate::net::peers::Misbehaviour::Malformed);
+                        tracing::debug!(?publisher, error = %e, "undecodable consensus gossip");
+                        if let Some(publisher) = publisher {
+                            self.network
+                                .report(publisher, crate::net::peers::Misbehaviour::Malformed);
+                        }
                     }
                 }
             }
             GossipMessage::Finalized(block) => {
                 let head = self.consensus.tip().height();
                 if block.height() == head + 1 {
-                    if !self.accept_finalized(block, from) {
+                    if !self.accept_finalized(block, publisher) {
                         self.resume_sync();
                     }
                 } else if block.height() > head + 1 {
-                    self.maybe_sync(from, block.height());
+                    self.maybe_sync(relay, block.height());
                 }
             }
         }
     }
 
     /// Verifies a block claimed finalized against our head and feeds it to consensus.
-    /// Returns false if it was refused.
-    fn accept_finalized(&mut self, block: FinalizedBlock, from: PeerId) -> bool {
+    /// Returns false if it was refused; then `blame`, if known, loses score.
+    fn accept_finalized(&mut self, block: FinalizedBlock, blame: Option<PeerId>) -> bool {
         let tip = self.consensus.tip();
         let trusted = TrustedState {
             header: tip.header.clone(),
             hash: tip.hash,
             next_validators: Arc::new(self.genesis.validators_at(tip.height() + 1).clone()),
         };
+        let invalid = |network: &mut Network, reason: &dyn std::fmt::Display| {
+            tracing::warn!(?blame, %reason, "peer sent an invalid finalized block");
+            if let Some(peer) = blame {
+                network.report(peer, crate::net::peers::Misbehaviour::Invalid);
+            }
+        };
         if let Err(e) = Verifier::new().verify(&trusted, &block.trusted_header(), now_ms()) {
-            tracing::warn!(%from, height = block.height(), error = %e, "peer sent an invalid finalized block");
-            self.network
-                .report(from, crate::net::peers::Misbehaviour::Invalid);
+            invalid(&mut self.network, &e);
             return false;
         }
         let height = block.height();
@@ -758,7 +802,13 @@ impl NodeLoop {
             .consensus
             .handle(Input::FinalizedFromPeer(Box::new(block)), now_ms());
         self.apply(out);
-        self.consensus.tip().height() >= height
+        let accepted = self.consensus.tip().height() >= height;
+        if !accepted {
+            // Signed by the right validators but refused by consensus: the body does not
+            // match the header (or it conflicts with our tip).
+            invalid(&mut self.network, &"block body or tip mismatch");
+        }
+        accepted
     }
 
     fn maybe_sync(&mut self, peer: PeerId, peer_height: u64) {
@@ -824,7 +874,7 @@ impl NodeLoop {
             if block.height() <= self.consensus.tip().height() {
                 continue;
             }
-            if !self.accept_finalized(block, peer) {
+            if !self.accept_finalized(block, Some(peer)) {
                 break;
             }
         }

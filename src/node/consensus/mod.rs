@@ -135,7 +135,10 @@ impl Default for ConsensusConfig {
             max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT_MS,
             limits: BlockLimits {
                 max_events: MAX_BLOCK_EVENTS,
-                max_bytes: 4 << 20,
+                // Below the 4 MiB message and response caps with room for the proposal or
+                // FinalizedBlock envelope (header, commit, next set): a block this size can
+                // always be gossiped and served.
+                max_bytes: (4 << 20) - (128 << 10),
             },
             rebroadcast_ms: Some(2_000),
             max_future_rounds: 10,
