@@ -57,7 +57,7 @@ pub struct NodeHandle {
     pub metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
-    http_task: Option<JoinHandle<()>>,
+    http_task: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl NodeHandle {
@@ -66,8 +66,17 @@ impl NodeHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(http) = self.http_task.take() {
-            http.abort();
+        if let Some((stop_http, http)) = self.http_task.take() {
+            // Graceful: stop accepting, let in-flight requests finish (they hold the store),
+            // but do not wait forever on a client that keeps its connection busy.
+            let _ = stop_http.send(());
+            let abort = http.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), http)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
         self.task.await.context("node task panicked")?
     }
@@ -276,13 +285,17 @@ pub async fn start(params: NodeParams) -> Result<NodeHandle> {
                 .await
                 .with_context(|| format!("binding the HTTP API on {addr}"))?;
             let bound = listener.local_addr()?;
+            let (stop_http, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+                if let Err(e) = serve.await {
                     tracing::error!(error = %e, "HTTP API stopped");
                 }
             });
             tracing::info!(%bound, "HTTP API listening");
-            (Some(bound), Some(task))
+            (Some(bound), Some((stop_http, task)))
         }
         None => (None, None),
     };
