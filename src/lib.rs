@@ -5,11 +5,13 @@
 //!
 //! - [`chain`]: the data model, its canonical encoding and hashing, checkpoints.
 //! - [`crypto`]: ed25519 keys and the one signature rule, single and batch.
+//! - [`light`]: the light client as a sans-I/O machine: sync from a checkpoint, forks, proofs.
 //! - [`proof`]: the event Merkle tree, the chain MMR and end-to-end event proofs.
 //! - [`verify`]: header verification as small predicates, one header or a range.
 
 pub mod chain;
 pub mod crypto;
+pub mod light;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod net;
 #[cfg(not(target_arch = "wasm32"))]

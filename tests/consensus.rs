@@ -1,6 +1,6 @@
 //! Consensus: machines driven directly (one rule at a time) and many machines on a
-//! deterministic simulated network (delays, reordering, drops, silent and equivocating
-//! validators, a simulated clock that fires timeouts).
+//! deterministic simulated network (delays, reordering, drops, silent, equivocating and
+//! crashing validators, a simulated clock that fires timeouts).
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -14,7 +14,7 @@ use headway::chain::{
 use headway::crypto::ed25519::SigningKey;
 use headway::node::consensus::{
     BlockLimits, ChainTip, Consensus, ConsensusConfig, ConsensusError, Evidence, Input, Message,
-    Output, SignedProposal, SignedVote, Step, Timeout, TimeoutConfig, TimeoutKind,
+    Output, SignState, SignedProposal, SignedVote, Step, Timeout, TimeoutConfig, TimeoutKind,
 };
 use headway::node::mempool::{Mempool, MempoolConfig, MempoolError};
 use headway::testkit;
@@ -134,10 +134,37 @@ impl Net {
     }
 }
 
+/// Validators that crash and restart. A crash loses the machine, its timers and every output
+/// it had not carried out yet; the restarted machine is built from what the node stored: its
+/// finalized blocks (the tip) and the last record of what it signed.
+#[derive(Clone, Copy)]
+struct Crashes {
+    /// Chance, per mille, that a node crashes right after storing a record, before sending the
+    /// message it records (the worst moment).
+    after_persist_permille: u64,
+    /// One random online validator crashes every so often (ms, uniform in the range).
+    every_ms: (u64, u64),
+    /// How long a crashed node stays down (ms, uniform in the range).
+    down_ms: (u64, u64),
+    /// Restart with the stored record; false: without (a node that does not keep one).
+    keep_record: bool,
+}
+
 enum Event {
-    Deliver { to: usize, msg: Message },
-    Feed { node: usize, input: Input },
+    Deliver {
+        to: usize,
+        msg: Message,
+    },
+    Feed {
+        node: usize,
+        input: Input,
+    },
     Sync,
+    /// A random online validator crashes.
+    Crash,
+    Restart {
+        node: usize,
+    },
 }
 
 struct Node {
@@ -152,6 +179,8 @@ struct Node {
     proposals_sent: Vec<SignedProposal>,
     online: bool,
     byzantine: bool,
+    /// The last record its machine asked to store (`Output::Persist`): its durable state.
+    persisted: Option<SignState>,
 }
 
 struct Sim {
@@ -164,6 +193,11 @@ struct Sim {
     net: Net,
     /// The byzantine proposer's second block per (height, round).
     byz_alt: BTreeMap<(u64, u32), BlockHash>,
+    config: ConsensusConfig,
+    crashes: Option<Crashes>,
+    /// Restarts so far, and those that resumed a height the node had signed at.
+    restarts: u64,
+    mid_height_restarts: u64,
 }
 
 impl Sim {
@@ -183,6 +217,10 @@ impl Sim {
             rng: Rng::new(seed),
             net,
             byz_alt: BTreeMap::new(),
+            config: config.clone(),
+            crashes: None,
+            restarts: 0,
+            mid_height_restarts: 0,
         };
         let mut first_outputs = Vec::new();
         for key in keys {
@@ -191,6 +229,7 @@ impl Sim {
                 &sim.genesis,
                 key.clone(),
                 ChainTip::genesis(&sim.genesis),
+                None,
                 sim.now,
             )
             .unwrap();
@@ -206,6 +245,7 @@ impl Sim {
                 proposals_sent: Vec::new(),
                 online: true,
                 byzantine: false,
+                persisted: None,
             });
         }
         for (i, out) in first_outputs.into_iter().enumerate() {
@@ -230,7 +270,30 @@ impl Sim {
     fn apply(&mut self, i: usize, outputs: Vec<Output>) {
         for output in outputs {
             match output {
+                Output::Persist(state) => {
+                    self.nodes[i].persisted = Some(*state);
+                    if let Some(c) = self.crashes {
+                        if self.rng.below(1000) < c.after_persist_permille {
+                            self.crash(i);
+                            return;
+                        }
+                    }
+                }
                 Output::Broadcast(msg) => {
+                    // What a node signs is stored before it is sent (a proposer's
+                    // proof-of-lock relays others' prevotes).
+                    let own = match &msg {
+                        Message::Vote(v) => self.signer_of(v) == Some(i),
+                        Message::Proposal(_) => true,
+                    };
+                    if own {
+                        let stored = self.nodes[i].persisted.as_ref().map(SignState::point);
+                        assert!(
+                            stored >= Some(msg.sign_point()),
+                            "node {i} sent {:?} with only {stored:?} stored",
+                            msg.sign_point()
+                        );
+                    }
                     match &msg {
                         // Only its own votes (a proposer also relays its proof-of-lock).
                         Message::Vote(v) if self.signer_of(v) == Some(i) => {
@@ -367,6 +430,57 @@ impl Sim {
         }
     }
 
+    /// Starts random crashes of validators.
+    fn enable_crashes(&mut self, crashes: Crashes) {
+        self.crashes = Some(crashes);
+        let at = self.now + self.uniform(crashes.every_ms);
+        self.push(at, Event::Crash);
+    }
+
+    fn uniform(&mut self, (min, max): (u64, u64)) -> u64 {
+        min + self.rng.below(max - min + 1)
+    }
+
+    /// Node `i` crashes: its pending timers and inputs are lost; it restarts later.
+    fn crash(&mut self, i: usize) {
+        self.nodes[i].online = false;
+        self.queue
+            .retain(|_, e| !matches!(e, Event::Feed { node, .. } if *node == i));
+        let down = self.uniform(self.crashes.unwrap().down_ms);
+        self.push(self.now + down, Event::Restart { node: i });
+    }
+
+    /// Node `i` restarts from what it stored: its blocks and its last record.
+    fn restart(&mut self, i: usize) {
+        let mut tip = ChainTip::genesis(&self.genesis);
+        for block in &self.nodes[i].finalized {
+            tip = tip.advance(block).unwrap();
+        }
+        let record = self.nodes[i]
+            .persisted
+            .clone()
+            .filter(|_| self.crashes.unwrap().keep_record);
+        self.restarts += 1;
+        if record
+            .as_ref()
+            .is_some_and(|r| r.height() == tip.next_height())
+        {
+            self.mid_height_restarts += 1;
+        }
+        let (machine, out) = Consensus::new(
+            self.config.clone(),
+            &self.genesis,
+            self.nodes[i].key.clone(),
+            tip,
+            record,
+            self.now,
+        )
+        .unwrap();
+        self.nodes[i].machine = machine;
+        self.nodes[i].online = true;
+        self.apply(i, out);
+    }
+
     /// Hands each undecided node its next block if a peer finalized it, verified first with
     /// the light verifier against the node's tip (the caller's duty).
     fn sync(&mut self) {
@@ -420,6 +534,19 @@ impl Sim {
                         self.push(self.now + ms, Event::Sync);
                     }
                 }
+                Event::Crash => {
+                    let up: Vec<usize> = (0..self.nodes.len())
+                        .filter(|&i| self.nodes[i].online && self.nodes[i].key.is_some())
+                        .collect();
+                    if !up.is_empty() {
+                        let i = up[self.rng.below(up.len() as u64) as usize];
+                        self.crash(i);
+                    }
+                    let every = self.crashes.unwrap().every_ms;
+                    let at = self.now + self.uniform(every);
+                    self.push(at, Event::Crash);
+                }
+                Event::Restart { node } => self.restart(node),
             }
         }
     }
@@ -491,21 +618,33 @@ impl Sim {
 
     /// None of `nodes` signed two different votes for one (height, round, kind).
     fn assert_no_double_votes(&self, nodes: &[usize]) {
+        let double = self.double_signatures(nodes);
+        assert!(double.is_empty(), "{double:?}");
+    }
+
+    /// Where one of `nodes` signed two different votes for one (height, round, kind) or two
+    /// different proposals for one (height, round).
+    fn double_signatures(&self, nodes: &[usize]) -> Vec<String> {
+        let mut found = Vec::new();
         for &i in nodes {
             let mut seen: BTreeMap<(u64, u32, bool), Option<BlockHash>> = BTreeMap::new();
             for v in &self.nodes[i].votes_sent {
                 let slot = (v.height, v.round, v.kind == VoteKind::Precommit);
                 let first = *seen.entry(slot).or_insert(v.block_hash);
-                assert_eq!(first, v.block_hash, "node {i} signed twice for {slot:?}");
+                if first != v.block_hash {
+                    found.push(format!("node {i} signed twice for {slot:?}"));
+                }
             }
             let mut proposals: BTreeMap<(u64, u32), BlockHash> = BTreeMap::new();
             for p in &self.nodes[i].proposals_sent {
-                let first = *proposals
-                    .entry((p.height(), p.round))
-                    .or_insert(p.block_hash());
-                assert_eq!(first, p.block_hash(), "node {i} proposed twice");
+                let slot = (p.height(), p.round);
+                let first = *proposals.entry(slot).or_insert(p.block_hash());
+                if first != p.block_hash() {
+                    found.push(format!("node {i} proposed twice for {slot:?}"));
+                }
             }
         }
+        found
     }
 }
 
@@ -764,7 +903,7 @@ fn honest_nodes_agree_under_random_delays_and_drops() {
         );
         let all = [0, 1, 2, 3];
         assert!(
-            sim.run_until(START_MS + 120_000, |s| s.min_height(&all) >= 8),
+            sim.run_until(START_MS + 300_000, |s| s.min_height(&all) >= 8),
             "seed {seed}: stalled:{}",
             sim.describe()
         );
@@ -772,6 +911,71 @@ fn honest_nodes_agree_under_random_delays_and_drops() {
         sim.assert_no_double_votes(&all);
         verify_chain(&g, &sim.nodes[0].finalized, sim.now);
     }
+}
+
+fn crashing_validators(seed: u64, keep_record: bool) -> Sim {
+    let (g, keys) = four_validators();
+    let net = Net {
+        min_delay_ms: 1,
+        max_delay_ms: 60,
+        drop_permille: 150,
+        commit_delay_ms: 5,
+        sync_ms: Some(300),
+    };
+    let mut sim = Sim::new(g, keys.into_iter().map(Some).collect(), config(), net, seed);
+    sim.enable_crashes(Crashes {
+        after_persist_permille: 150,
+        every_ms: (100, 800),
+        down_ms: (5, 1_000),
+        keep_record,
+    });
+    sim
+}
+
+/// Validators crash at random, often right after storing what they signed and before sending
+/// it, and restart from their stored blocks and record, mostly in the middle of a height: none
+/// ever signs two different messages for one point, nobody sees evidence, all agree.
+#[test]
+fn validators_restarted_mid_height_never_equivocate_and_all_agree() {
+    let (mut restarts, mut mid_height) = (0, 0);
+    for seed in 0..seeds() {
+        let mut sim = crashing_validators(30_000 + seed, true);
+        let all = [0, 1, 2, 3];
+        assert!(
+            sim.run_until(START_MS + 300_000, |s| s.min_height(&all) >= 8),
+            "seed {seed}: stalled:{}",
+            sim.describe()
+        );
+        sim.assert_agreement(&all);
+        sim.assert_no_double_votes(&all);
+        for (i, node) in sim.nodes.iter().enumerate() {
+            assert!(
+                node.evidence.is_empty(),
+                "seed {seed}: node {i}: {:?}",
+                node.evidence
+            );
+            verify_chain(&sim.genesis, &node.finalized, sim.now);
+        }
+        restarts += sim.restarts;
+        mid_height += sim.mid_height_restarts;
+    }
+    // The scenario is exercised: most restarts resume a height the node had signed at.
+    assert!(mid_height >= 2 * seeds(), "{mid_height} of {restarts}");
+}
+
+/// The check above is not vacuous: the same crashes, restarted without the record, make
+/// honest validators sign twice.
+#[test]
+fn validators_restarted_without_their_record_equivocate_and_the_check_sees_it() {
+    let equivocated = (0..seeds()).any(|seed| {
+        let mut sim = crashing_validators(30_000 + seed, false);
+        let all = [0, 1, 2, 3];
+        sim.run_until(START_MS + 30_000, |s| !s.double_signatures(&all).is_empty());
+        // Long enough for the other validators to receive both messages.
+        sim.run_for(2_000);
+        !sim.double_signatures(&all).is_empty() && sim.nodes.iter().any(|n| !n.evidence.is_empty())
+    });
+    assert!(equivocated);
 }
 
 #[test]
@@ -848,6 +1052,7 @@ impl Direct {
             &self.genesis,
             Some(self.keys[me].clone()),
             self.tip.clone(),
+            None,
             NOW,
         )
         .unwrap()
@@ -970,6 +1175,45 @@ fn finalized_in(out: &[Output]) -> Vec<FinalizedBlock> {
         .collect()
 }
 
+fn records(out: &[Output]) -> Vec<SignState> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Persist(s) => Some((**s).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn broadcasts(out: &[Output]) -> Vec<Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Direct {
+    /// Validator `me` started again on `tip` with its stored record.
+    fn restart(
+        &self,
+        me: usize,
+        tip: &ChainTip,
+        record: &SignState,
+        now: u64,
+    ) -> (Consensus, Vec<Output>) {
+        Consensus::new(
+            Self::config(),
+            &self.genesis,
+            Some(self.keys[me].clone()),
+            tip.clone(),
+            Some(record.clone()),
+            now,
+        )
+        .unwrap()
+    }
+}
+
 #[test]
 fn first_proposer_asks_for_events_then_proposes_and_prevotes() {
     let d = Direct::new();
@@ -997,9 +1241,18 @@ fn first_proposer_asks_for_events_then_proposes_and_prevotes() {
         },
         NOW,
     );
-    let Some(Output::Broadcast(Message::Proposal(p))) = out.first() else {
-        panic!("no proposal: {out:?}");
+    // Each signature is recorded before it goes out, and the record keeps the round's.
+    let [Output::Persist(first), Output::Broadcast(Message::Proposal(p)), Output::Persist(second), Output::Broadcast(Message::Vote(prevote))] =
+        out.as_slice()
+    else {
+        panic!("not a recorded proposal and prevote: {out:?}");
     };
+    assert_eq!(first.signed, vec![Message::Proposal(p.clone())]);
+    assert_eq!(
+        second.signed,
+        vec![Message::Proposal(p.clone()), Message::Vote(prevote.clone())]
+    );
+    assert_eq!(m.sign_state(), Some(&**second));
     assert_eq!(p.block.events, events);
     assert_eq!(p.block.header.timestamp_ms, NOW);
     assert_eq!(p.pol_round, None);
@@ -1252,6 +1505,254 @@ fn never_signs_two_votes_for_one_round_and_kind_even_if_driven_twice() {
             d.signed_vote(VoteKind::Precommit, 1, 0, Some(hash), 0),
         ]
     );
+}
+
+/// Restarted after prevoting A, a validator resumes at that prevote (sent again, the same
+/// message) and prevotes nothing else there, whatever it receives; it goes on from there.
+#[test]
+fn a_restarted_validator_resumes_at_its_prevote_and_signs_no_other() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    let out = m.handle(d.proposal(a, 0, None), NOW);
+    let prevote = d.signed_vote(VoteKind::Prevote, 1, 0, Some(a_hash), 0);
+    let record = m.sign_state().unwrap().clone();
+    assert_eq!(records(&out), vec![record.clone()]);
+    assert_eq!(record.signed, vec![Message::Vote(prevote.clone())]);
+
+    let (mut m, out) = d.restart(0, &d.tip, &record, NOW + 100);
+    assert_eq!((m.height(), m.round(), m.step()), (1, 0, Step::Prevote));
+    assert_eq!(broadcasts(&out), vec![Message::Vote(prevote.clone())]);
+    assert!(records(&out).is_empty(), "nothing new signed: {out:?}");
+    // Another block for round 0, and the propose timeout: no prevote.
+    let b = d.block(1, &Direct::events(1));
+    let mut later = m.handle(d.proposal(b, 0, None), NOW + 110);
+    later.extend(m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 500));
+    assert!(broadcasts(&later).is_empty(), "{later:?}");
+    // It re-sends only that prevote.
+    let (mut with_timer, _) = Consensus::new(
+        config(),
+        &d.genesis,
+        Some(d.keys[0].clone()),
+        d.tip.clone(),
+        Some(record.clone()),
+        NOW + 100,
+    )
+    .unwrap();
+    let again = with_timer.handle(Direct::timeout(1, 0, TimeoutKind::Rebroadcast), NOW + 1_100);
+    assert_eq!(broadcasts(&again), vec![Message::Vote(prevote.clone())]);
+    // Past its record it signs again, recorded first: a nil polka gets a nil precommit.
+    for by in [1, 2] {
+        m.handle(d.vote(VoteKind::Prevote, 1, 0, None, by), NOW + 600);
+    }
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, None, 3), NOW + 600);
+    let precommit = d.signed_vote(VoteKind::Precommit, 1, 0, None, 0);
+    let [Output::Persist(stored), Output::Broadcast(sent)] = out.as_slice() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(*sent, Message::Vote(precommit.clone()));
+    assert_eq!(
+        stored.signed,
+        vec![Message::Vote(prevote), Message::Vote(precommit)]
+    );
+}
+
+/// Restarted after precommitting A (locked on A in round 0), a validator keeps its lock: in
+/// round 1 it prevotes nil for a new block B, and precommits nothing but what it may.
+#[test]
+fn a_restarted_validator_keeps_its_lock() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(0);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    m.handle(d.proposal(a, 0, None), NOW);
+    m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 1), NOW);
+    let out = m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), 2), NOW);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Precommit, 1, 0, Some(a_hash), 0)]
+    );
+    let record = m.sign_state().unwrap().clone();
+    assert_eq!(record.locked(), Some((0, a_hash)));
+    assert_eq!(record.lock.as_ref().unwrap().prevotes.len(), 3);
+
+    let (mut m, out) = d.restart(0, &d.tip, &record, NOW + 100);
+    assert_eq!((m.round(), m.step()), (0, Step::Precommit));
+    assert_eq!(
+        (m.locked(), m.valid()),
+        (Some((0, a_hash)), Some((0, a_hash)))
+    );
+    assert_eq!(broadcasts(&out), record.signed);
+    assert!(records(&out).is_empty());
+    // Round 0 ends without a decision; round 1 proposes a new block B.
+    for by in [1, 2, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 0, None, by), NOW + 110);
+    }
+    m.handle(Direct::timeout(1, 0, TimeoutKind::Precommit), NOW + 310);
+    assert_eq!(m.round(), 1);
+    let b = d.block(2, &Direct::events(1));
+    let out = m.handle(d.proposal(b, 1, None), NOW + 320);
+    assert_eq!(
+        votes_in(&out),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 1, None, 0)]
+    );
+    // A new round: the record holds only that round's message, and still the lock.
+    let record = m.sign_state().unwrap();
+    assert_eq!(record.signed.len(), 1);
+    assert_eq!(record.locked(), Some((0, a_hash)));
+}
+
+/// Restarted when locked, the proposer of a later round proposes the locked block again with
+/// its proof-of-lock (the prevotes kept in the record), which unlocks the others.
+#[test]
+fn a_restarted_locked_proposer_proposes_its_locked_block_with_the_proof() {
+    let d = Direct::new();
+    let me = Direct::proposer(1, 1);
+    let (mut m, _) = d.machine(me);
+    let a = d.block(1, &[]);
+    let a_hash = a.header.hash();
+    m.handle(d.proposal(a.clone(), 0, None), NOW);
+    for by in [0, 1] {
+        m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(a_hash), by), NOW);
+    }
+    assert_eq!(m.locked(), Some((0, a_hash)));
+    let record = m.sign_state().unwrap().clone();
+
+    let (mut m, _) = d.restart(me, &d.tip, &record, NOW + 100);
+    for by in [0, 1, 3] {
+        m.handle(d.vote(VoteKind::Precommit, 1, 0, None, by), NOW + 110);
+    }
+    let out = m.handle(Direct::timeout(1, 0, TimeoutKind::Precommit), NOW + 310);
+    assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
+    let sent = broadcasts(&out);
+    let Some(Message::Proposal(p)) = sent.first() else {
+        panic!("no proposal: {out:?}");
+    };
+    assert_eq!((p.round, p.pol_round, &p.block), (1, Some(0), &a));
+    let mut expected: Vec<Message> = [0, 1, me]
+        .iter()
+        .map(|&by| Message::Vote(d.signed_vote(VoteKind::Prevote, 1, 0, Some(a_hash), by)))
+        .collect();
+    expected.sort_by_key(|m| match m {
+        Message::Vote(v) => v.validator_index,
+        Message::Proposal(_) => u32::MAX,
+    });
+    assert_eq!(&sent[1..4], expected.as_slice());
+    assert_eq!(
+        votes_in(&out[out.len() - 1..]),
+        vec![d.signed_vote(VoteKind::Prevote, 1, 1, Some(a_hash), me)]
+    );
+}
+
+/// A proposer restarted after recording its proposal (perhaps before sending it) proposes
+/// the same block again, never a new one for that round, and does not ask for events.
+#[test]
+fn a_restarted_proposer_proposes_its_recorded_block_not_a_new_one() {
+    let d = Direct::new();
+    let me = Direct::proposer(1, 0);
+    let (mut m, _) = d.machine(me);
+    let out = m.handle(
+        Input::Events {
+            height: 1,
+            round: 0,
+            events: Direct::events(2),
+        },
+        NOW,
+    );
+    let recorded = records(&out);
+    let Some(Message::Proposal(p)) = recorded[0].signed.first().cloned() else {
+        panic!("{out:?}");
+    };
+    let prevote = d.signed_vote(VoteKind::Prevote, 1, 0, Some(p.block_hash()), me);
+
+    // Crashed after storing the proposal, before sending it.
+    let (mut m, out) = d.restart(me, &d.tip, &recorded[0], NOW + 100);
+    assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
+    assert_eq!(
+        broadcasts(&out),
+        vec![Message::Proposal(p.clone()), Message::Vote(prevote.clone())]
+    );
+    assert_eq!(records(&out), vec![recorded[1].clone()]);
+    let late = m.handle(
+        Input::Events {
+            height: 1,
+            round: 0,
+            events: Direct::events(1),
+        },
+        NOW + 100,
+    );
+    assert!(late.is_empty(), "{late:?}");
+
+    // Crashed after its prevote: both are sent again, nothing new is signed.
+    let (m, out) = d.restart(me, &d.tip, &recorded[1], NOW + 100);
+    assert_eq!(m.step(), Step::Prevote);
+    assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
+    assert_eq!(
+        broadcasts(&out),
+        vec![Message::Proposal(p), Message::Vote(prevote)]
+    );
+    assert!(records(&out).is_empty());
+}
+
+/// The record of a finished height does not hold the next one back.
+#[test]
+fn a_record_of_a_lower_height_does_not_hold_the_machine_back() {
+    let d = Direct::new();
+    let b1 = d.block(1, &[]);
+    let tip1 = d.tip.advance(&d.finalized(b1.clone())).unwrap();
+    let old = SignState {
+        signed: vec![Message::Vote(d.signed_vote(
+            VoteKind::Precommit,
+            1,
+            3,
+            None,
+            0,
+        ))],
+        lock: None,
+    };
+    let (mut m, out) = d.restart(0, &tip1, &old, NOW);
+    assert_eq!((m.height(), m.round(), m.step()), (2, 0, Step::Propose));
+    assert!(broadcasts(&out).is_empty());
+    let b2 = d.block_on(&tip1, Direct::proposer(2, 0), &[]);
+    let hash = b2.header.hash();
+    let out = m.handle(d.proposal(b2, 0, None), NOW);
+    let prevote = d.signed_vote(VoteKind::Prevote, 2, 0, Some(hash), 0);
+    assert_eq!(votes_in(&out), vec![prevote.clone()]);
+    assert_eq!(records(&out)[0].signed, vec![Message::Vote(prevote)]);
+}
+
+/// A record of a later height than the store's (the store lost blocks its key had signed
+/// after): the machine follows and finalizes but signs nothing until it reaches that height,
+/// where it resumes.
+#[test]
+fn a_record_of_a_higher_height_keeps_the_machine_from_signing_until_there() {
+    let d = Direct::new();
+    let ahead = d.signed_vote(VoteKind::Prevote, 2, 0, None, 0);
+    let record = SignState {
+        signed: vec![Message::Vote(ahead.clone())],
+        lock: None,
+    };
+    let (mut m, mut all) = d.restart(0, &d.tip, &record, NOW);
+    let a = d.block(1, &[]);
+    let hash = a.header.hash();
+    all.extend(m.handle(d.proposal(a, 0, None), NOW));
+    all.extend(m.handle(Direct::timeout(1, 0, TimeoutKind::Propose), NOW + 400));
+    for by in [1, 2, 3] {
+        all.extend(m.handle(d.vote(VoteKind::Prevote, 1, 0, Some(hash), by), NOW + 400));
+    }
+    for by in [1, 2, 3] {
+        all.extend(m.handle(d.vote(VoteKind::Precommit, 1, 0, Some(hash), by), NOW + 400));
+    }
+    assert!(
+        broadcasts(&all).is_empty() && records(&all).is_empty(),
+        "{all:?}"
+    );
+    assert_eq!(finalized_in(&all).len(), 1);
+    let out = m.handle(Input::Committed { height: 1 }, NOW + 400);
+    assert_eq!((m.height(), m.round(), m.step()), (2, 0, Step::Prevote));
+    assert_eq!(broadcasts(&out), vec![Message::Vote(ahead)]);
+    assert!(records(&out).is_empty());
 }
 
 #[test]
@@ -1615,7 +2116,7 @@ fn a_finalized_block_from_a_peer_is_adopted_in_height_order() {
 fn an_observer_follows_without_signing() {
     let d = Direct::new();
     let (mut m, out) =
-        Consensus::new(Direct::config(), &d.genesis, None, d.tip.clone(), NOW).unwrap();
+        Consensus::new(Direct::config(), &d.genesis, None, d.tip.clone(), None, NOW).unwrap();
     assert!(!out.iter().any(|o| matches!(o, Output::NeedEvents { .. })));
     let block = d.block(1, &[]);
     let hash = block.header.hash();
@@ -1640,6 +2141,7 @@ fn rebroadcasts_what_it_signed_at_the_current_height() {
         &d.genesis,
         Some(d.keys[me].clone()),
         d.tip.clone(),
+        None,
         NOW,
     )
     .unwrap();
@@ -1683,5 +2185,5 @@ fn rebroadcasts_what_it_signed_at_the_current_height() {
 fn new_rejects_a_tip_from_another_chain() {
     let d = Direct::new();
     let other = genesis(&testkit::keys(10, 4), BTreeMap::new());
-    assert!(Consensus::new(config(), &other, None, d.tip.clone(), NOW).is_err());
+    assert!(Consensus::new(config(), &other, None, d.tip.clone(), None, NOW).is_err());
 }

@@ -915,3 +915,299 @@ async fn a_peer_that_keeps_sending_garbage_is_banned_and_kept_out() {
     .await;
     assert!(!net.is_connected(&pr));
 }
+
+// ---- WebSocket over TLS (`/tls/ws`, a.k.a. wss) ----------------------------------------------
+
+use headway::net::{NetError, TlsConfig, TlsError, TransportError};
+use headway::node::config::{ConfigError, NodeConfig};
+
+const WSS: &str = "/ip4/127.0.0.1/tcp/0/tls/ws";
+
+/// A self-signed certificate for `localhost` and 127.0.0.1.
+fn self_signed() -> TlsConfig {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names).unwrap();
+    TlsConfig {
+        certificate_chain_pem: cert.pem(),
+        private_key_pem: key_pair.serialize_pem(),
+    }
+}
+
+/// A wss listener on 127.0.0.1 (plus plain `/ws`) serving `tls`.
+fn wss_config(n: u64, tls: &TlsConfig) -> NetworkConfig {
+    let mut c = config(n, "devnet", &[WSS, "/ip4/127.0.0.1/tcp/0/ws"]);
+    c.websocket_tls = Some(tls.clone());
+    c
+}
+
+/// `net`'s listen address `pick` chooses, with `/p2p/<peer id>`.
+fn addr_where(net: &Network, pick: impl Fn(&str) -> bool) -> Multiaddr {
+    let addr = net
+        .listen_addrs()
+        .iter()
+        .find(|a| pick(&a.to_string()))
+        .unwrap_or_else(|| panic!("no such address in {:?}", net.listen_addrs()))
+        .clone();
+    addr.with(AddrProtocol::P2p(net.local_peer_id()))
+}
+
+/// `b` dials `addr` of `a`; drives both until each saw the other's handshake.
+async fn handshake_at(a: &mut Network, b: &mut Network, addr: Multiaddr) -> HandshakeInfo {
+    b.dial(addr).unwrap();
+    let (pa, pb) = (a.local_peer_id(), b.local_peer_id());
+    let (mut seen_by_a, mut seen_by_b) = (None, false);
+    let mut nets = [a, b];
+    tokio::time::timeout(STEP, async {
+        while seen_by_a.is_none() || !seen_by_b {
+            match next_any(&mut nets).await {
+                (0, NetEvent::HandshakeDone { peer, info }) if peer == pb => seen_by_a = Some(info),
+                (1, NetEvent::HandshakeDone { peer, .. }) if peer == pa => seen_by_b = true,
+                (i, NetEvent::HandshakeFailed { reason, .. }) => panic!("node {i}: {reason}"),
+                (1, NetEvent::DialFailed { error, .. }) => panic!("dial failed: {error}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("handshake in time");
+    seen_by_a.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_trusting_the_certificate_handshakes_over_wss_and_plain_ws_still_works() {
+    let tls = self_signed();
+    let mut a = start(wss_config(40, &tls)).await;
+    let wss = addr_where(&a, |s| s.ends_with("/tls/ws"));
+    let ws = addr_where(&a, |s| s.ends_with("/ws") && !s.contains("/tls/"));
+
+    let mut trusting = config(41, "devnet", &[]);
+    trusting.websocket_trusted_roots = vec![tls.certificate_chain_pem.clone()];
+    let mut b = start(trusting).await;
+    let info_b = handshake_at(&mut a, &mut b, wss).await;
+    assert_eq!(info_b.node_key, testkit::key(1041).public_key());
+
+    let mut c = start(config(42, "devnet", &[])).await;
+    let info_c = handshake_at(&mut a, &mut c, ws).await;
+    assert_eq!(info_c.node_key, testkit::key(1042).public_key());
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_certificate_cannot_connect_over_wss() {
+    let mut a = start(wss_config(43, &self_signed())).await;
+    let wss = addr_where(&a, |s| s.ends_with("/tls/ws"));
+    let pa = a.local_peer_id();
+    // Trusting only the webpki roots, or another self-signed certificate than `a`'s.
+    let mut other = config(44, "devnet", &[]);
+    other.websocket_trusted_roots = vec![self_signed().certificate_chain_pem];
+    for client in [config(49, "devnet", &[]), other] {
+        let mut b = start(client).await;
+        b.dial(wss.clone()).unwrap();
+        let mut nets = [&mut a, &mut b];
+        let error = tokio::time::timeout(STEP, async {
+            loop {
+                match next_any(&mut nets).await {
+                    (_, NetEvent::HandshakeDone { .. }) => panic!("handshake over untrusted wss"),
+                    (1, NetEvent::DialFailed { error, .. }) => return error,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("the dial fails in time");
+        assert!(error.contains("invalid peer certificate"), "{error}");
+        assert!(!b.is_connected(&pa));
+    }
+}
+
+#[tokio::test]
+async fn a_wss_listen_address_without_a_certificate_is_refused() {
+    let err = Network::new(config(45, "devnet", &[WSS]))
+        .await
+        .err()
+        .unwrap();
+    match err {
+        NetError::Listen { addr, reason } => {
+            assert_eq!(addr.to_string(), WSS);
+            assert!(reason.contains("certificate"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bad_certificate_or_key_is_a_typed_error() {
+    let good = self_signed();
+    let other = self_signed();
+    // A valid base64 CERTIFICATE block that is not DER.
+    let not_der = "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n";
+    type Expected = fn(&TlsError) -> bool;
+    let cases: Vec<(TlsConfig, Expected)> = vec![
+        (
+            TlsConfig {
+                certificate_chain_pem: "garbage".into(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::NoCertificate),
+        ),
+        (
+            TlsConfig {
+                certificate_chain_pem:
+                    "-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n".into(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::Certificate(_)),
+        ),
+        (
+            TlsConfig {
+                certificate_chain_pem: not_der.into(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::Certificate(_)),
+        ),
+        (
+            TlsConfig {
+                private_key_pem: "garbage".into(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::NoPrivateKey),
+        ),
+        (
+            TlsConfig {
+                // The key PEM holds a certificate, not a key.
+                private_key_pem: good.certificate_chain_pem.clone(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::NoPrivateKey),
+        ),
+        (
+            TlsConfig {
+                private_key_pem:
+                    "-----BEGIN PRIVATE KEY-----\nAAECAwQFBgcICQ==\n-----END PRIVATE KEY-----\n"
+                        .into(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::PrivateKey(_)),
+        ),
+        (
+            TlsConfig {
+                private_key_pem: other.private_key_pem.clone(),
+                ..good.clone()
+            },
+            |e| matches!(e, TlsError::KeyMismatch),
+        ),
+    ];
+    assert_eq!(good.validate(), Ok(()));
+    for (n, (tls, expected)) in cases.into_iter().enumerate() {
+        let err = tls.validate().unwrap_err();
+        assert!(expected(&err), "case {n}: {err:?}");
+        // Network::new reports the same, before it listens anywhere.
+        match Network::new(wss_config(46, &tls)).await.err().unwrap() {
+            NetError::Transport(TransportError::Tls(e)) => assert_eq!(e, err, "case {n}"),
+            other => panic!("case {n}: {other}"),
+        }
+    }
+    // A trusted root that is not a certificate.
+    let mut c = config(47, "devnet", &[]);
+    c.websocket_trusted_roots = vec!["garbage".into()];
+    assert!(matches!(
+        Network::new(c).await.err().unwrap(),
+        NetError::Transport(TransportError::Tls(TlsError::TrustedRoot(_)))
+    ));
+}
+
+#[test]
+fn node_config_reads_and_checks_the_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let good = self_signed();
+    std::fs::write(path("cert.pem"), &good.certificate_chain_pem).unwrap();
+    std::fs::write(path("key.pem"), &good.private_key_pem).unwrap();
+    std::fs::write(path("other-key.pem"), self_signed().private_key_pem).unwrap();
+    std::fs::write(path("garbage.pem"), "not a pem file\n").unwrap();
+    let with = |cert: &str, key: &str| {
+        let mut c = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\n").unwrap();
+        c.tls_certificate = Some(path(cert));
+        c.tls_private_key = Some(path(key));
+        c.websocket_tls()
+    };
+
+    assert_eq!(with("cert.pem", "key.pem").unwrap(), Some(good));
+    assert!(matches!(
+        with("missing.pem", "key.pem"),
+        Err(ConfigError::TlsRead { path: p, .. }) if p == path("missing.pem")
+    ));
+    assert!(matches!(
+        with("cert.pem", "missing.pem"),
+        Err(ConfigError::TlsRead { path: p, .. }) if p == path("missing.pem")
+    ));
+    assert!(matches!(
+        with("garbage.pem", "key.pem"),
+        Err(ConfigError::Tls {
+            error: TlsError::NoCertificate,
+            ..
+        })
+    ));
+    assert!(matches!(
+        with("cert.pem", "garbage.pem"),
+        Err(ConfigError::Tls {
+            error: TlsError::NoPrivateKey,
+            ..
+        })
+    ));
+    let err = with("cert.pem", "other-key.pem").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Tls {
+                error: TlsError::KeyMismatch,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("other-key.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn a_node_started_from_a_config_with_tls_files_listens_on_wss() {
+    use headway::chain::Genesis;
+    use headway::node::service;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let tls = self_signed();
+    std::fs::write(path("cert.pem"), &tls.certificate_chain_pem).unwrap();
+    std::fs::write(path("key.pem"), &tls.private_key_pem).unwrap();
+    let genesis = Genesis::new(
+        ChainId::new("wss-node").unwrap(),
+        headway::node::now_ms(),
+        testkit::validator_set(&[testkit::key(1048)]),
+        Default::default(),
+    )
+    .unwrap();
+    std::fs::write(path("genesis.json"), genesis.to_json()).unwrap();
+    let mut config = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\n").unwrap();
+    config.data_dir = path("data");
+    config.genesis = path("genesis.json");
+    config.listen = vec![WSS.into()];
+    config.tls_certificate = Some(path("cert.pem"));
+    config.tls_private_key = Some(path("key.pem"));
+
+    let node = service::start_node(config.clone()).await.unwrap();
+    assert!(node.addr_with("/tls/ws").is_some(), "{:?}", node.listen);
+    node.stop().await.unwrap();
+
+    // A key that does not match stops the node from starting, with the typed error.
+    std::fs::write(path("key.pem"), self_signed().private_key_pem).unwrap();
+    let err = service::start_node(config).await.err().unwrap();
+    assert!(
+        matches!(
+            err.downcast_ref::<ConfigError>(),
+            Some(ConfigError::Tls {
+                error: TlsError::KeyMismatch,
+                ..
+            })
+        ),
+        "{err:#}"
+    );
+}

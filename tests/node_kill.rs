@@ -59,6 +59,8 @@ impl Setup {
                 vote_delta_ms: 100,
             },
             www: None,
+            tls_certificate: None,
+            tls_private_key: None,
         };
         std::fs::write(dir.path().join("node.toml"), config.to_toml()).unwrap();
         Setup { dir, genesis }

@@ -46,7 +46,7 @@ use crate::protocol::{
 
 pub use behaviour::Behaviour;
 pub use peers::{Misbehaviour, PeerBook, PeerBookConfig};
-pub use transport::{TransportError, WebrtcCertificate};
+pub use transport::{TlsConfig, TlsError, TransportError, WebrtcCertificate};
 
 use driver::PendingChannel;
 use session::Session;
@@ -70,7 +70,8 @@ pub struct NetworkConfig {
     pub genesis_hash: Hash,
     /// The node's status at start (update it with [`Network::set_status`]).
     pub status: Status,
-    /// Addresses to listen on: `/ip4/…/tcp/P`, `/ip4/…/tcp/P/ws`, `/ip4/…/udp/P/webrtc-direct`.
+    /// Addresses to listen on: `/ip4/…/tcp/P`, `/ip4/…/tcp/P/ws`, `/ip4/…/tcp/P/tls/ws` (with
+    /// [`NetworkConfig::websocket_tls`]), `/ip4/…/udp/P/webrtc-direct`.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, ideally ending in `/p2p/<peer id>`.
     pub bootnodes: Vec<Multiaddr>,
@@ -78,6 +79,12 @@ pub struct NetworkConfig {
     /// is listened on. Store the PEM [`Network::new`] returns so the certhash, and so the
     /// node's WebRTC address, stays the same across restarts.
     pub webrtc_certificate_pem: Option<String>,
+    /// The certificate served on `/tls/ws` (`/wss`) listen addresses; without one such an
+    /// address is refused. Plain `/ws` needs none.
+    pub websocket_tls: Option<TlsConfig>,
+    /// Certificates (PEM) trusted when dialing `/tls/ws` peers, besides the webpki (Mozilla)
+    /// roots: e.g. a peer's self-signed certificate.
+    pub websocket_trusted_roots: Vec<String>,
     pub peer_book: PeerBookConfig,
     pub gossip_heartbeat: Duration,
     pub idle_connection_timeout: Duration,
@@ -96,6 +103,8 @@ impl NetworkConfig {
             listen: Vec::new(),
             bootnodes: Vec::new(),
             webrtc_certificate_pem: None,
+            websocket_tls: None,
+            websocket_trusted_roots: Vec::new(),
             peer_book: PeerBookConfig::default(),
             gossip_heartbeat: Duration::from_secs(1),
             idle_connection_timeout: 2 * STATUS_INTERVAL,
@@ -314,11 +323,29 @@ impl Network {
             (None, false) => (None, None),
         };
         let webrtc_pem = webrtc.as_ref().map(|c| c.pem.clone());
+        if config.websocket_tls.is_none() {
+            if let Some(addr) = config
+                .listen
+                .iter()
+                .find(|a| transport::is_secure_websocket(a))
+            {
+                return Err(NetError::Listen {
+                    addr: addr.clone(),
+                    reason: "a /tls/ws (wss) address needs a TLS certificate".into(),
+                });
+            }
+        }
+        let websocket_tls = transport::websocket_tls_config(
+            config.websocket_tls.as_ref(),
+            &config.websocket_trusted_roots,
+        )
+        .map_err(TransportError::from)?;
         let behaviour = Behaviour::new(&config.keypair, config.gossip_heartbeat)
             .map_err(NetError::Behaviour)?;
         let swarm = transport::build_swarm(
             config.keypair.clone(),
             webrtc.map(|c| c.certificate),
+            websocket_tls,
             behaviour,
             config.idle_connection_timeout,
         )

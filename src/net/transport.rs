@@ -2,14 +2,23 @@
 //!
 //! This is the only file that knows which transports exist; a wasm32 variant (websocket-websys,
 //! webrtc-websys) will sit beside it and build the same [`Behaviour`] into a swarm.
+//!
+//! The WebSocket transport serves `/ws` always and `/tls/ws` (a.k.a. `/wss`) when given a
+//! [`TlsConfig`]; it dials both, checking `wss` servers against the webpki (Mozilla) roots
+//! plus any extra trusted roots.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, OptionalTransport};
+use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol as AddrProtocol;
-use libp2p::{noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder};
+use libp2p::{dns, noise, tcp, websocket, yamux, Multiaddr, PeerId, Swarm, Transport};
 use libp2p_webrtc::tokio::{Certificate, Transport as WebrtcTransport};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::behaviour::Behaviour;
 
@@ -18,6 +27,8 @@ use super::behaviour::Behaviour;
 pub enum TransportError {
     #[error("invalid WebRTC certificate PEM: {0}")]
     Certificate(String),
+    #[error("invalid WebSocket TLS configuration: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot build the {transport} transport: {reason}")]
     Build {
         transport: &'static str,
@@ -62,6 +73,127 @@ impl WebrtcCertificate {
     }
 }
 
+/// The certificate chain and private key (PEM) a node serves on `/tls/ws` (`/wss`) listen
+/// addresses.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// One or more `CERTIFICATE` blocks: the node's certificate first, then intermediates.
+    pub certificate_chain_pem: String,
+    /// The certificate's private key: a `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1) or
+    /// `EC PRIVATE KEY` (SEC1) block.
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("certificate_chain_pem", &self.certificate_chain_pem)
+            .field("private_key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a [`TlsConfig`] (or a trusted root) is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    #[error("the certificate PEM holds no CERTIFICATE block")]
+    NoCertificate,
+    #[error("invalid certificate: {0}")]
+    Certificate(String),
+    #[error("the private key PEM holds no PRIVATE KEY block")]
+    NoPrivateKey,
+    #[error("invalid private key: {0}")]
+    PrivateKey(String),
+    #[error("the private key does not belong to the certificate")]
+    KeyMismatch,
+    #[error("invalid trusted root certificate: {0}")]
+    TrustedRoot(String),
+    #[error("the certificate and key are unusable: {0}")]
+    Other(String),
+}
+
+impl TlsConfig {
+    /// Checks that the chain and key parse and that the key belongs to the first certificate.
+    pub fn validate(&self) -> Result<(), TlsError> {
+        websocket_tls_config(Some(self), &[]).map(|_| ())
+    }
+}
+
+/// The `CERTIFICATE` blocks of `pem`, in order.
+fn parse_certificates(pem: &str) -> Result<Vec<websocket::tls::Certificate>, TlsError> {
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|der| websocket::tls::Certificate::new(der.to_vec())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(TlsError::NoCertificate);
+    }
+    Ok(certificates)
+}
+
+/// The first private key block of `pem`.
+fn parse_private_key(pem: &str) -> Result<websocket::tls::PrivateKey, TlsError> {
+    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::NoPrivateKey,
+        e => TlsError::PrivateKey(e.to_string()),
+    })?;
+    let der = key.secret_der().to_vec();
+    // `tls::PrivateKey::new` panics on a DER it cannot classify: run its check first.
+    PrivateKeyDer::try_from(der.clone()).map_err(|e| TlsError::PrivateKey(e.to_string()))?;
+    Ok(websocket::tls::PrivateKey::new(der))
+}
+
+/// The typed reason rustls refused a certificate and key.
+fn server_error(e: &websocket::tls::Error) -> TlsError {
+    let rustls_error = match e {
+        websocket::tls::Error::Tls(inner) => inner.downcast_ref::<rustls::Error>(),
+        _ => None,
+    };
+    match rustls_error {
+        Some(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            TlsError::KeyMismatch
+        }
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+            TlsError::Certificate(error_chain(e))
+        }
+        // rustls reports a key none of its algorithms can load as `General`.
+        Some(rustls::Error::General(_)) => TlsError::PrivateKey(error_chain(e)),
+        _ => TlsError::Other(error_chain(e)),
+    }
+}
+
+/// The WebSocket TLS configuration: serving `server`'s certificate (if any) on `/tls/ws`, and
+/// trusting the webpki roots plus every certificate in `trusted_roots` (PEM) when dialing.
+pub fn websocket_tls_config(
+    server: Option<&TlsConfig>,
+    trusted_roots: &[String],
+) -> Result<websocket::tls::Config, TlsError> {
+    let mut builder = websocket::tls::Config::builder();
+    for pem in trusted_roots {
+        let roots = parse_certificates(pem).map_err(|e| TlsError::TrustedRoot(e.to_string()))?;
+        for root in &roots {
+            builder
+                .add_trust(root)
+                .map_err(|e| TlsError::TrustedRoot(error_chain(&e)))?;
+        }
+    }
+    if let Some(server) = server {
+        let certificates = parse_certificates(&server.certificate_chain_pem)?;
+        let key = parse_private_key(&server.private_key_pem)?;
+        builder
+            .server(key, certificates)
+            .map_err(|e| server_error(&e))?;
+    }
+    Ok(builder.finish())
+}
+
+/// Whether `addr` is a secure WebSocket address (`/tls/ws`, `/tls/sni/<host>/ws` or `/wss`).
+pub fn is_secure_websocket(addr: &Multiaddr) -> bool {
+    let has = |f: fn(&AddrProtocol) -> bool| addr.iter().any(|p| f(&p));
+    has(|p| matches!(p, AddrProtocol::Wss(_)))
+        || (has(|p| matches!(p, AddrProtocol::Tls)) && has(|p| matches!(p, AddrProtocol::Ws(_))))
+}
+
 /// An error and its sources, `: `-separated.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -83,49 +215,71 @@ fn build_error(transport: &'static str) -> impl FnOnce(String) -> TransportError
     move |reason| TransportError::Build { transport, reason }
 }
 
-/// Builds a tokio swarm for `keypair` over TCP, WebSocket and, with a certificate,
-/// WebRTC-direct, running `behaviour`.
+/// Builds a tokio swarm for `keypair` over TCP, WebSocket (with `websocket_tls`, see
+/// [`websocket_tls_config`]) and, with a certificate, WebRTC-direct, running `behaviour`.
 pub async fn build_swarm(
     keypair: Keypair,
     webrtc: Option<Certificate>,
+    websocket_tls: websocket::tls::Config,
     behaviour: Behaviour,
     idle_connection_timeout: Duration,
 ) -> Result<Swarm<Behaviour>, TransportError> {
-    let builder = SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build_error("tcp")(e.to_string()))?;
-    let swarm_config =
-        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_connection_timeout);
-    let swarm = match webrtc {
-        Some(certificate) => {
-            let Ok(builder) =
-                builder.with_other_transport(|key| WebrtcTransport::new(key.clone(), certificate));
-            let Ok(builder) = builder
-                .with_dns()
-                .map_err(|e| build_error("dns")(e.to_string()))?
-                .with_websocket(noise::Config::new, yamux::Config::default)
-                .await
-                .map_err(|e| build_error("websocket")(e.to_string()))?
-                .with_behaviour(|_| behaviour);
-            builder.with_swarm_config(swarm_config).build()
-        }
-        None => {
-            let Ok(builder) = builder
-                .with_dns()
-                .map_err(|e| build_error("dns")(e.to_string()))?
-                .with_websocket(noise::Config::new, yamux::Config::default)
-                .await
-                .map_err(|e| build_error("websocket")(e.to_string()))?
-                .with_behaviour(|_| behaviour);
-            builder.with_swarm_config(swarm_config).build()
-        }
+    let transport = build_transport(&keypair, webrtc, websocket_tls)?;
+    let config = libp2p::swarm::Config::with_tokio_executor()
+        .with_idle_connection_timeout(idle_connection_timeout);
+    Ok(Swarm::new(
+        transport,
+        behaviour,
+        keypair.public().to_peer_id(),
+        config,
+    ))
+}
+
+/// The transport `SwarmBuilder`'s tcp → other (WebRTC) → dns → websocket chain builds, except
+/// that the WebSocket transport gets a TLS configuration (the builder offers no way to set one).
+///
+/// As in the builder, the WebSocket transport sits outermost with its own DNS inside, so a
+/// `/dns/<host>/tcp/443/tls/ws` dial still sees the host name for SNI and the certificate check.
+fn build_transport(
+    keypair: &Keypair,
+    webrtc: Option<Certificate>,
+    websocket_tls: websocket::tls::Config,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, TransportError> {
+    let tcp_config = || tcp::Config::default().nodelay(true);
+    let noise = || noise::Config::new(keypair).map_err(|e| build_error("noise")(e.to_string()));
+
+    let tcp = tcp::tokio::Transport::new(tcp_config())
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise()?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+    let webrtc = match webrtc {
+        Some(certificate) => OptionalTransport::some(
+            WebrtcTransport::new(keypair.clone(), certificate)
+                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection))),
+        ),
+        None => OptionalTransport::none(),
     };
-    Ok(swarm)
+    let tcp_webrtc = dns::tokio::Transport::system(
+        tcp.or_transport(webrtc)
+            .map(|either, _| either.into_inner()),
+    )
+    .map_err(|e| build_error("dns")(e.to_string()))?;
+
+    let ws_inner = dns::tokio::Transport::system(tcp::tokio::Transport::new(tcp_config()))
+        .map_err(|e| build_error("websocket")(e.to_string()))?;
+    let mut ws = websocket::Config::new(ws_inner);
+    ws.set_tls_config(websocket_tls);
+    let ws = ws
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise()?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+
+    Ok(ws
+        .or_transport(tcp_webrtc)
+        .map(|either, _| either.into_inner())
+        .boxed())
 }
 
 #[cfg(test)]
@@ -156,6 +310,23 @@ mod tests {
                     Err(TransportError::Certificate(_))
                 ),
                 "{pem:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recognizes_secure_websocket_addresses() {
+        for (addr, secure) in [
+            ("/ip4/127.0.0.1/tcp/443/tls/ws", true),
+            ("/ip4/127.0.0.1/tcp/443/wss", true),
+            ("/dns4/example.com/tcp/443/tls/sni/example.com/ws", true),
+            ("/ip4/127.0.0.1/tcp/80/ws", false),
+            ("/ip4/127.0.0.1/tcp/30333", false),
+        ] {
+            assert_eq!(
+                is_secure_websocket(&addr.parse().unwrap()),
+                secure,
+                "{addr}"
             );
         }
     }

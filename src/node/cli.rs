@@ -117,6 +117,12 @@ struct NodeArgs {
     /// Validator key file (hex seed); omit for a non-validating full node.
     #[arg(long, env = "HEADWAY_VALIDATOR_KEY")]
     validator_key: Option<PathBuf>,
+    /// PEM certificate chain for `/tls/ws` (wss) listen addresses; needs --tls-private-key.
+    #[arg(long, env = "HEADWAY_TLS_CERTIFICATE")]
+    tls_certificate: Option<PathBuf>,
+    /// PEM private key of --tls-certificate.
+    #[arg(long, env = "HEADWAY_TLS_PRIVATE_KEY")]
+    tls_private_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -199,6 +205,8 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
             validator_key: None,
             consensus: Default::default(),
             www: None,
+            tls_certificate: None,
+            tls_private_key: None,
         },
     };
     if let Some(d) = args.data_dir {
@@ -218,6 +226,12 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
     }
     if args.validator_key.is_some() {
         config.validator_key = args.validator_key;
+    }
+    if args.tls_certificate.is_some() {
+        config.tls_certificate = args.tls_certificate;
+    }
+    if args.tls_private_key.is_some() {
+        config.tls_private_key = args.tls_private_key;
     }
     Ok(config)
 }

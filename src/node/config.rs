@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::{TlsConfig, TlsError};
+
 /// Everything a node needs to start, as read from `headway node --config node.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +17,7 @@ pub struct NodeConfig {
     /// Path of the genesis JSON (`headway genesis` writes one).
     pub genesis: PathBuf,
     /// libp2p listen addresses, e.g. `/ip4/0.0.0.0/tcp/30333`, `/ip4/0.0.0.0/tcp/30334/ws`,
-    /// `/ip4/0.0.0.0/udp/30335/webrtc-direct`.
+    /// `/ip4/0.0.0.0/tcp/443/tls/ws` (with `tls_certificate`), `/ip4/0.0.0.0/udp/30335/webrtc-direct`.
     #[serde(default)]
     pub listen: Vec<String>,
     /// Peers to dial at start, as multiaddrs ending in `/p2p/<peer id>`.
@@ -32,6 +34,13 @@ pub struct NodeConfig {
     /// Folder served under `/` by the HTTP API (the light-client page), if any.
     #[serde(default)]
     pub www: Option<PathBuf>,
+    /// PEM certificate chain served on `/tls/ws` (wss) listen addresses; needs
+    /// `tls_private_key`.
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key of `tls_certificate`.
+    #[serde(default)]
+    pub tls_private_key: Option<PathBuf>,
 }
 
 /// Consensus timeouts in milliseconds; a round `r` waits `base + r × delta`.
@@ -71,6 +80,20 @@ pub enum ConfigError {
     Address { addr: String, message: String },
     #[error("invalid validator key {path}: {message}")]
     Key { path: PathBuf, message: String },
+    #[error("tls_certificate and tls_private_key go together: {missing} is missing")]
+    TlsIncomplete { missing: &'static str },
+    // Not `source` fields: the message already says why, and `{:#}` would say it twice.
+    #[error("cannot read TLS file {path}: {error}")]
+    TlsRead {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("unusable TLS certificate {certificate} / key {private_key}: {error}")]
+    Tls {
+        certificate: PathBuf,
+        private_key: PathBuf,
+        error: TlsError,
+    },
 }
 
 impl NodeConfig {
@@ -91,6 +114,41 @@ impl NodeConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads and checks the `/tls/ws` certificate and key, if configured: both files must be
+    /// readable PEM, and the key must belong to the certificate.
+    pub fn websocket_tls(&self) -> Result<Option<TlsConfig>, ConfigError> {
+        let (certificate, private_key) = match (&self.tls_certificate, &self.tls_private_key) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(ConfigError::TlsIncomplete {
+                    missing: "tls_private_key",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::TlsIncomplete {
+                    missing: "tls_certificate",
+                })
+            }
+            (Some(c), Some(k)) => (c, k),
+        };
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path).map_err(|error| ConfigError::TlsRead {
+                path: path.clone(),
+                error,
+            })
+        };
+        let tls = TlsConfig {
+            certificate_chain_pem: read(certificate)?,
+            private_key_pem: read(private_key)?,
+        };
+        tls.validate().map_err(|error| ConfigError::Tls {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+            error,
+        })?;
+        Ok(Some(tls))
     }
 }
 
@@ -117,6 +175,8 @@ mod tests {
             validator_key: Some("key.hex".into()),
             consensus: ConsensusTimeouts::default(),
             www: None,
+            tls_certificate: Some("cert.pem".into()),
+            tls_private_key: Some("key.pem".into()),
         };
         assert_eq!(NodeConfig::parse(&c.to_toml()).unwrap(), c);
     }
@@ -126,6 +186,27 @@ mod tests {
         assert!(NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\nlisten_addr = 1\n").is_err());
         assert!(NodeConfig::parse("data_dir = 3\ngenesis = \"g\"\n").is_err());
         assert!(NodeConfig::parse("genesis = \"g\"\n").is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let mut c = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\n").unwrap();
+        assert!(c.websocket_tls().unwrap().is_none());
+        c.tls_certificate = Some("cert.pem".into());
+        assert!(matches!(
+            c.websocket_tls(),
+            Err(ConfigError::TlsIncomplete {
+                missing: "tls_private_key"
+            })
+        ));
+        c.tls_certificate = None;
+        c.tls_private_key = Some("key.pem".into());
+        assert!(matches!(
+            c.websocket_tls(),
+            Err(ConfigError::TlsIncomplete {
+                missing: "tls_certificate"
+            })
+        ));
     }
 
     #[test]

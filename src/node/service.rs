@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::api::{self, ApiState, Command, NodeStatus, SubmitError};
 use super::config::NodeConfig;
 use super::consensus::{
-    ChainTip, Consensus, ConsensusConfig, Input, Message, Output, Timeout, TimeoutConfig,
+    ChainTip, Consensus, ConsensusConfig, Input, Message, Output, SignState, Timeout, TimeoutConfig,
 };
 use super::keys;
 use super::mempool::{Mempool, MempoolConfig, MempoolError};
@@ -43,6 +43,8 @@ use crate::verify::{TrustedState, Verifier};
 
 const META_NODE_KEY: &str = "node_key";
 const META_WEBRTC_CERT: &str = "webrtc_certificate_pem";
+/// The last message the validator key signed ([`SignState`]), written before it is sent.
+pub const META_SIGN_STATE: &str = "sign_state";
 const COMMAND_QUEUE: usize = 1024;
 
 /// A running node.
@@ -134,6 +136,36 @@ fn load_or_create_seed(store: &dyn ChainStore, key: &str) -> Result<[u8; 32]> {
     Ok(seed)
 }
 
+/// The validator's stored [`SignState`], checked: a record that does not decode, or that this
+/// key did not sign on this chain, stops the node (a validator that does not know what it
+/// signed could sign something conflicting). Nothing is read for a node without a key.
+pub fn load_sign_state(
+    store: &dyn ChainStore,
+    genesis: &Genesis,
+    key: Option<&SigningKey>,
+) -> Result<Option<SignState>> {
+    let Some(key) = key else { return Ok(None) };
+    let Some(bytes) = store.get_meta(META_SIGN_STATE)? else {
+        return Ok(None);
+    };
+    let state = SignState::decode(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the stored record of what this validator signed (store meta {META_SIGN_STATE:?}) \
+             is corrupt: {e}; refusing to start a validator that could sign twice"
+        )
+    })?;
+    if !state.is_signed_by(genesis, &key.public_key()) {
+        let (height, round, step) = state.point();
+        bail!(
+            "the stored record of what this validator signed (store meta {META_SIGN_STATE:?}, \
+             height {height}, round {round}, {step:?}) was not signed by this validator key on \
+             chain {}; refusing to start: use this data directory with the key that signed it",
+            genesis.chain_id
+        );
+    }
+    Ok(Some(state))
+}
+
 /// Opens the store (initializing it with the genesis block) and checks it is this chain's.
 pub fn open_store(data_dir: &std::path::Path, genesis: &Genesis) -> Result<Arc<RedbStore>> {
     std::fs::create_dir_all(data_dir)
@@ -175,7 +207,8 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         .iter()
         .map(|a| a.parse().with_context(|| format!("bootnode {a:?}")))
         .collect::<Result<Vec<Multiaddr>>>()?;
-    start(NodeParams {
+    let websocket_tls = config.websocket_tls()?;
+    let params = NodeParams {
         data_dir: config.data_dir,
         genesis,
         validator_key,
@@ -185,8 +218,8 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         consensus: consensus_config(&config.consensus),
         block_interval_ms: config.consensus.block_interval_ms,
         www: config.www,
-    })
-    .await
+    };
+    start_with_tls(params, websocket_tls).await
 }
 
 /// A node's parameters, already parsed (the devnet builds these directly).
@@ -204,8 +237,17 @@ pub struct NodeParams {
 }
 
 pub async fn start(params: NodeParams) -> Result<NodeHandle> {
+    start_with_tls(params, None).await
+}
+
+/// [`start`], serving `websocket_tls`'s certificate on `/tls/ws` listen addresses.
+pub async fn start_with_tls(
+    params: NodeParams,
+    websocket_tls: Option<crate::net::TlsConfig>,
+) -> Result<NodeHandle> {
     let genesis = Arc::new(params.genesis);
     let store = open_store(&params.data_dir, &genesis)?;
+    let sign_state = load_sign_state(&*store, &genesis, params.validator_key.as_ref())?;
     let head = store.head()?.context("store has no head after init")?;
     let head_header = store.header(head.height)?.context("head header missing")?;
     let metrics = Metrics::new();
@@ -224,6 +266,7 @@ pub async fn start(params: NodeParams) -> Result<NodeHandle> {
         NetworkConfig::new(keypair, genesis.chain_id.clone(), genesis_hash, status);
     net_config.listen = params.listen;
     net_config.bootnodes = params.bootnodes;
+    net_config.websocket_tls = websocket_tls;
     net_config.webrtc_certificate_pem = store
         .get_meta(META_WEBRTC_CERT)?
         .and_then(|b| String::from_utf8(b).ok());
@@ -246,6 +289,7 @@ pub async fn start(params: NodeParams) -> Result<NodeHandle> {
         &genesis,
         params.validator_key.clone(),
         tip,
+        sign_state,
         now,
     )
     .map_err(|e| anyhow::anyhow!("consensus: {e}"))?;
@@ -319,6 +363,7 @@ pub async fn start(params: NodeParams) -> Result<NodeHandle> {
         sync: None,
         validator_key: params.validator_key,
         state: "connecting",
+        signing_failed: false,
     };
     node.apply(first);
     let task = tokio::spawn(async move { node.run(stop_rx).await });
@@ -461,6 +506,9 @@ struct NodeLoop {
     sync: Option<SyncRequest>,
     validator_key: Option<SigningKey>,
     state: &'static str,
+    /// A record of what this node signed could not be stored: it sends no consensus message
+    /// any more (it still follows the chain) until restarted.
+    signing_failed: bool,
 }
 
 impl NodeLoop {
@@ -525,6 +573,17 @@ impl NodeLoop {
         let mut queue: std::collections::VecDeque<Output> = outputs.into();
         while let Some(output) = queue.pop_front() {
             match output {
+                Output::Persist(state) => {
+                    if let Err(e) = self.store.put_meta(META_SIGN_STATE, &state.encode()) {
+                        tracing::error!(
+                            error = %e,
+                            "cannot store what this validator signed: it stops sending consensus \
+                             messages until restarted"
+                        );
+                        self.signing_failed = true;
+                    }
+                }
+                Output::Broadcast(_) if self.signing_failed => {}
                 Output::Broadcast(message) => {
                     if let Message::Vote(v) = &message {
                         if Some(v.validator_index) == self.consensus.validator_index() {

@@ -4,8 +4,15 @@
 //! [`Consensus`] never touches a socket, a disk or a clock. The node feeds it [`Input`]s with
 //! the current time and carries out the [`Output`]s, in order:
 //!
+//! - [`Output::Persist`]: store the [`SignState`] durably (replacing the previous one, fsync)
+//!   **before carrying out any later output**. It records a message this node just signed,
+//!   which a later `Broadcast` of the same batch sends; if it cannot be stored, the node must
+//!   broadcast nothing more (the machine already counts the message as signed and would
+//!   re-send it). On start the node gives the stored record back to [`Consensus::new`].
 //! - [`Output::Broadcast`]: gossip the message to the other nodes (the machine has already
-//!   received its own copy).
+//!   received its own copy). A message this node signs is always preceded by its `Persist`;
+//!   messages sent again (rebroadcast, a restored record, a proof-of-lock's prevotes) were
+//!   recorded when signed.
 //! - [`Output::ScheduleTimeout`]: feed [`Input::Timeout`] back at `at_ms` (stale timeouts are
 //!   ignored, so timers never need cancelling).
 //! - [`Output::NeedEvents`]: this node proposes; answer with [`Input::Events`] (for example
@@ -45,8 +52,19 @@
 //!   round is reported as [`Evidence::ConflictingProposals`] and its block kept (not voted
 //!   on) so it can still be decided if others commit it.
 //! - This node signs at most one proposal per (height, round) and one vote per (height,
-//!   round, kind), whatever inputs it gets (heights only increase). It does not persist this
-//!   across restarts: a node that restarts mid-height must not sign again at that height.
+//!   round, kind), whatever inputs it gets, also across restarts: it signs at strictly
+//!   increasing (height, round, step) points, and every signature is recorded first
+//!   ([`SignState`]: the messages signed in the last round, the last one being the highest
+//!   point, and the lock with its block and prevotes). Given the record back at start, the
+//!   machine refuses to sign anything at a point below the last one, or at that point anything
+//!   but the recorded message. If the record is at the height being decided, the machine
+//!   resumes there: at its round and step, with its messages of that round restored as signed
+//!   (votes sent again, a proposal proposed again) and its lock restored (also as its valid
+//!   value, with the prevotes that prove it, so it can propose the block again). A record of a
+//!   lower height constrains nothing; one of a higher height (a store behind what its key
+//!   signed) keeps the machine from signing until the chain reaches that height. What is not
+//!   restored (votes of earlier rounds, other nodes' messages, a valid value newer than the
+//!   lock) costs at most some rounds.
 //! - A proposal is checked in full before being prevoted ([`proposal`]): header fields equal
 //!   to those the tip and the genesis schedule dictate, events matching the root and count,
 //!   each event valid, no event twice, timestamp not before the parent nor more than
@@ -69,6 +87,7 @@ mod error;
 mod messages;
 pub mod proposal;
 mod rules;
+mod sign_state;
 mod state;
 mod tip;
 mod votes;
@@ -76,6 +95,7 @@ mod votes;
 pub use error::ConsensusError;
 pub use messages::{Evidence, Message, SignedProposal, SignedVote};
 pub use proposal::BlockLimits;
+pub use sign_state::{LockProof, SignPoint, SignState};
 pub use state::Consensus;
 pub use tip::{ChainTip, TipError};
 
@@ -206,6 +226,9 @@ impl From<Message> for Input {
 /// What the machine asks the node to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// Store this record of what this node signed durably, replacing the previous one,
+    /// before carrying out the outputs after it (one of which broadcasts the message).
+    Persist(Box<SignState>),
     /// Gossip this message to the other nodes.
     Broadcast(Message),
     /// Feed `Input::Timeout(timeout)` at `at_ms`.

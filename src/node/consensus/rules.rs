@@ -5,9 +5,12 @@
 //! After every input, [`Consensus::run_rules`] applies the rules until none fires. A rule that
 //! fires "for the first time" is remembered per round in `HeightState::fired`.
 
+use std::cmp::Ordering;
+
 use super::messages::{Evidence, Message, SignedProposal, SignedVote};
 use super::proposal;
-use super::state::{Consensus, RULE_LOCK, RULE_PRECOMMIT_TIMEOUT, RULE_PREVOTE_TIMEOUT};
+use super::sign_state::{LockProof, SignPoint, SignState};
+use super::state::{Candidate, Consensus, RULE_LOCK, RULE_PRECOMMIT_TIMEOUT, RULE_PREVOTE_TIMEOUT};
 use super::votes::Added;
 use super::{Output, Step, Timeout, TimeoutKind};
 use crate::chain::{Block, BlockHash, Commit, FinalizedBlock, VoteKind, MAX_BLOCK_EVENTS};
@@ -68,6 +71,121 @@ impl Consensus {
         });
     }
 
+    /// Starts the current height: at round 0 or, if this node signed at this height before it
+    /// restarted (its record is here), where it was: its lock restored with the block and the
+    /// prevotes that prove it (also as its valid value, so it can propose it again), at the
+    /// record's round and step, with the messages it signed there restored as signed (its votes
+    /// sent again; `start_round` proposes its proposal again).
+    pub(super) fn start_height(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let Some(record) = self
+            .signed
+            .clone()
+            .filter(|s| s.height() == self.cur.height && self.own_record(s))
+        else {
+            self.start_round(0, now_ms, out);
+            return;
+        };
+        let (_, round, step) = record.point();
+        if let Some(lock) = record.lock {
+            let hash = lock.block.header.hash();
+            let verdict = proposal::check_block(
+                &self.tip,
+                &self.genesis,
+                &lock.block,
+                self.config.limits,
+                true,
+            );
+            // The block is kept whatever its verdict: the lock names a block held here.
+            self.cur.locked = Some((lock.round, hash));
+            if verdict.is_ok() {
+                self.cur.valid = Some((lock.round, hash));
+            }
+            self.cur.blocks.entry(hash).or_insert(Candidate {
+                block: lock.block,
+                verdict,
+            });
+            // Votes are kept for rounds up to `max_future_rounds` past the current one.
+            self.cur.round = round;
+            for vote in lock.prevotes {
+                self.on_vote(vote, out);
+            }
+        }
+        let mut votes = Vec::new();
+        for message in record.signed {
+            match message {
+                Message::Proposal(p) => {
+                    self.cur.signed_proposals.insert(round, *p);
+                }
+                Message::Vote(vote) => votes.push(vote),
+            }
+        }
+        // Proposes the restored proposal again, and nothing if the record is past it.
+        self.start_round(round, now_ms, out);
+        self.cur.step = step;
+        for vote in votes {
+            self.cur
+                .signed_votes
+                .insert((round, kind_slot(vote.kind)), vote.clone());
+            out.push(Output::Broadcast(Message::Vote(vote.clone())));
+            self.count_own_vote(vote, out);
+        }
+    }
+
+    /// Whether `record` is one this node can resume from at the current height: its votes name
+    /// this node's index, its proposal is for a round this node proposes. (Any record still
+    /// bounds what the machine signs.)
+    fn own_record(&self, record: &SignState) -> bool {
+        let Some(index) = self.cur.own_index else {
+            return false;
+        };
+        record.signed.iter().all(|m| match m {
+            Message::Vote(v) => v.validator_index == index,
+            Message::Proposal(p) => self.cur.proposer_index(p.round) == index,
+        })
+    }
+
+    /// Whether this key signed at a point after `point`: then it may sign nothing at `point`.
+    fn signed_after(&self, point: SignPoint) -> bool {
+        self.signed.as_ref().is_some_and(|s| s.point() > point)
+    }
+
+    /// The check every signature passes before it leaves the machine. Returns the message to
+    /// send: `msg` itself when it is past the last one signed (recorded first, with
+    /// [`Output::Persist`]), the recorded message when `msg` is that message again; `None`
+    /// (refused) when `msg` is at or below the last point signed and is not the recorded one.
+    fn record_signature(&mut self, msg: Message, out: &mut Vec<Output>) -> Option<Message> {
+        let point = msg.sign_point();
+        let mut signed = Vec::new();
+        if let Some(last) = &self.signed {
+            match point.cmp(&last.point()) {
+                Ordering::Less => return None,
+                // Signatures are deterministic: the same statement signs to the same message.
+                Ordering::Equal => return (*last.last() == msg).then_some(msg),
+                Ordering::Greater => {}
+            }
+            let (height, round, _) = last.point();
+            if (height, round) == (point.0, point.1) {
+                signed = last.signed.clone();
+            }
+        }
+        signed.push(msg.clone());
+        // `locked` always names a block held here (a proposal's, or a restored lock's).
+        let lock = self.cur.locked.map(|(round, hash)| LockProof {
+            round,
+            block: self.cur.blocks[&hash].block.clone(),
+            prevotes: self
+                .cur
+                .votes
+                .votes_for(round, VoteKind::Prevote, Some(hash))
+                .cloned()
+                .collect(),
+        });
+        let record = SignState { signed, lock };
+        self.signed = Some(record.clone());
+        out.push(Output::Persist(Box::new(record)));
+        Some(msg)
+    }
+
     /// `StartRound(round)` (L11).
     pub(super) fn start_round(&mut self, round: u32, now_ms: u64, out: &mut Vec<Output>) {
         self.cur.round = round;
@@ -76,6 +194,15 @@ impl Consensus {
         let at = now_ms.saturating_add(self.config.propose.duration_ms(round));
         self.schedule(TimeoutKind::Propose, at, out);
         if self.cur.own_index != Some(self.cur.proposer_index(round)) {
+            return;
+        }
+        // Restored after a restart: the proposal this node signed for this round, again.
+        if let Some(p) = self.cur.signed_proposals.get(&round).cloned() {
+            self.broadcast_proposal(&p, out);
+            self.on_proposal(p, out);
+            return;
+        }
+        if self.signed_after((self.cur.height, round, Step::Propose)) {
             return;
         }
         match self.cur.valid {
@@ -105,6 +232,10 @@ impl Consensus {
             return;
         }
         let p = SignedProposal::sign(block, round, pol_round, key);
+        let Some(Message::Proposal(p)) = self.record_signature(p.into(), out) else {
+            return;
+        };
+        let p = *p;
         self.cur.signed_proposals.insert(round, p.clone());
         self.broadcast_proposal(&p, out);
         self.on_proposal(p, out);
@@ -142,8 +273,15 @@ impl Consensus {
             index,
             key,
         );
+        let Some(Message::Vote(vote)) = self.record_signature(vote.into(), out) else {
+            return;
+        };
         self.cur.signed_votes.insert(slot, vote.clone());
         out.push(Output::Broadcast(Message::Vote(vote.clone())));
+        self.count_own_vote(vote, out);
+    }
+
+    fn count_own_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) {
         if let Added::Conflict {
             first: Some(first), ..
         } = self.cur.votes.add(vote.clone(), true)

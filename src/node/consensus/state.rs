@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::error::ConsensusError;
 use super::messages::{Evidence, SignedProposal, SignedVote};
 use super::proposal::{self, BlockLimits};
+use super::sign_state::SignState;
 use super::tip::{ChainTip, TipError};
 use super::votes::{Added, VoteBook};
 use super::{ConsensusConfig, Input, Output, Step, TimeoutKind};
@@ -183,17 +184,26 @@ pub struct Consensus {
     pub(super) next: Pending,
     /// The block decided at `cur.height`, until the node confirms it stored it.
     pub(super) decided: Option<FinalizedBlock>,
+    /// What this key signed in the last round it signed in, and its lock then: the last
+    /// [`Output::Persist`], or the record given back at start. Nothing conflicting with it is
+    /// ever signed.
+    pub(super) signed: Option<SignState>,
 }
 
 impl Consensus {
     /// A machine that decides the block after `tip`, signing with `key` at the heights where
-    /// its public key is in the set (never, for `None`). Returns the machine and its first
-    /// outputs (the first timeouts, and `NeedEvents` if it proposes first).
+    /// its public key is in the set (never, for `None`). `signed` is the last [`SignState`]
+    /// the node stored for this key (`None` only if the key never signed with this node's
+    /// data): the machine never signs anything conflicting with it, and if it is at the height
+    /// after `tip`, resumes at its round and step (see the [module documentation](super)).
+    /// Returns the machine and its first outputs (the first timeouts, `NeedEvents` if it
+    /// proposes first, what it sends again after a restart).
     pub fn new(
         config: ConsensusConfig,
         genesis: &Genesis,
         key: Option<SigningKey>,
         tip: ChainTip,
+        signed: Option<SignState>,
         now_ms: u64,
     ) -> Result<(Consensus, Vec<Output>), TipError> {
         tip.check_against(genesis)?;
@@ -207,6 +217,7 @@ impl Consensus {
             key,
             tip,
             decided: None,
+            signed,
         };
         let mut out = Vec::new();
         if let Some(interval) = machine.config.rebroadcast_ms {
@@ -216,7 +227,7 @@ impl Consensus {
                 &mut out,
             );
         }
-        machine.start_round(0, now_ms, &mut out);
+        machine.start_height(now_ms, &mut out);
         machine.run_rules(now_ms, &mut out);
         Ok((machine, out))
     }
@@ -278,9 +289,15 @@ impl Consensus {
         self.cur.own_index
     }
 
+    /// What this node signed in the last round it signed in, and its lock then: what the last
+    /// [`Output::Persist`] carried, or the record given to [`Consensus::new`].
+    pub fn sign_state(&self) -> Option<&SignState> {
+        self.signed.as_ref()
+    }
+
     // --- Inputs ----------------------------------------------------------------------------
 
-    fn on_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) {
+    pub(super) fn on_vote(&mut self, vote: SignedVote, out: &mut Vec<Output>) {
         // A conflicting vote counts towards its value only for a block held here (bounded,
         // and what liveness needs: see `votes`).
         let (book, max_round, admit_conflict) =
@@ -513,7 +530,7 @@ impl Consensus {
             Pending::new(height.saturating_add(1), &self.genesis),
         );
         self.cur = HeightState::new(pending.votes, self.key.as_ref());
-        self.start_round(0, now_ms, out);
+        self.start_height(now_ms, out);
         for (_, p) in pending.proposals {
             self.on_proposal(p, out);
         }
