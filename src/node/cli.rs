@@ -46,6 +46,70 @@ enum Command {
     Genesis(GenesisArgs),
     /// Sign an audit event with a key file and print it as the JSON `POST /events` takes.
     SignEvent(SignEventArgs),
+    /// Run a light client: verify headers from a checkpoint, follow the head, prove an event.
+    Light(LightArgs),
+}
+
+#[derive(Args)]
+struct LightArgs {
+    /// The checkpoint to trust, as its one-line text form or `@FILE` holding it.
+    #[arg(long)]
+    checkpoint: String,
+    /// Peer multiaddr with /p2p/<id> to dial (repeatable).
+    #[arg(long = "bootnode", required = true, value_delimiter = ',')]
+    bootnodes: Vec<String>,
+    /// The chain's genesis block hash (hex). Peers refuse a handshake with another genesis, so
+    /// it is required unless the checkpoint is at height 0 (the genesis itself).
+    #[arg(long)]
+    genesis_hash: Option<String>,
+    /// Verify this event id (hex) once caught up, print the proof's block and exit.
+    #[arg(long)]
+    verify_event: Option<String>,
+    /// Give up if no peer connects (or the first sync stalls) within this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+}
+
+fn light_options(args: LightArgs) -> Result<super::light::LightRunOptions> {
+    use super::light::{LightDriverConfig, LightRunOptions};
+    let text = match args.checkpoint.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the checkpoint file {path}"))?,
+        None => args.checkpoint.clone(),
+    };
+    let checkpoint =
+        crate::chain::Checkpoint::parse(text.trim()).context("parsing the checkpoint")?;
+    let bootnodes = args
+        .bootnodes
+        .iter()
+        .map(|b| {
+            b.parse()
+                .with_context(|| format!("bootnode {b:?} is not a multiaddr"))
+        })
+        .collect::<Result<Vec<libp2p::Multiaddr>>>()?;
+    let genesis_hash = args
+        .genesis_hash
+        .as_deref()
+        .map(|h| {
+            crate::chain::Hash::from_hex(h)
+                .map_err(|e| anyhow::anyhow!("--genesis-hash {h:?}: {e}"))
+        })
+        .transpose()?;
+    let verify_event = args
+        .verify_event
+        .as_deref()
+        .map(|h| {
+            crate::chain::Hash::from_hex(h)
+                .map_err(|e| anyhow::anyhow!("--verify-event {h:?}: {e}"))
+        })
+        .transpose()?;
+    let mut driver = LightDriverConfig::new(checkpoint, bootnodes);
+    driver.genesis_hash = genesis_hash;
+    Ok(LightRunOptions {
+        driver,
+        verify_event,
+        sync_timeout: std::time::Duration::from_secs(args.timeout_secs),
+    })
 }
 
 #[derive(Args)]
@@ -253,6 +317,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => {
             let config = node_config(args)?;
             service::block_on_until_ctrl_c(|shutdown| service::run_node(config, shutdown))
+        }
+        Command::Light(args) => {
+            let options = light_options(args)?;
+            service::block_on_until_ctrl_c(|shutdown| super::light::run_light(options, shutdown))
         }
         Command::Devnet(options) => {
             service::block_on_until_ctrl_c(|shutdown| devnet::run(options, shutdown))

@@ -311,8 +311,23 @@ pub async fn run(mut options: DevnetOptions, shutdown: impl Future<Output = ()>)
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let genesis_hash = devnet.genesis.block().block.header.hash();
+    println!("genesis:    {genesis_hash}");
+    let tcp = gateway
+        .listen
+        .iter()
+        .find(|a| !a.to_string().contains("/ws") && a.to_string().contains("/tcp/"));
+    if let Some(tcp) = tcp {
+        println!("TCP:        {tcp}");
+    }
     if let Some(cp) = checkpoint_of(gateway, &devnet.genesis)? {
         println!("checkpoint: {}", cp.to_text());
+        if let Some(tcp) = tcp {
+            println!(
+                "light:      headway light --checkpoint {} --bootnode {tcp} --genesis-hash {genesis_hash}",
+                cp.to_text()
+            );
+        }
     }
     println!("Ctrl-C stops every node.");
     shutdown.await;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consensus;
 pub mod devnet;
 pub mod keys;
+pub mod light;
 pub mod mempool;
 pub mod metrics;
 pub mod serve;
