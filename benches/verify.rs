@@ -142,5 +142,22 @@ fn headers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raw_signatures, headers);
+/// Decoding a trusted header (100 validators, every commit signature present) from its
+/// canonical bytes: what a store read or a network response costs per header before any
+/// verification.
+fn decode(c: &mut Criterion) {
+    use headway::chain::{Decode, Encode};
+    let (_, headers) = chain(100, 1);
+    let bytes = headers[0].encode();
+    let mut g = c.benchmark_group("decode");
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("trusted_header/100", |b| {
+        b.iter(|| TrustedHeader::decode(&bytes).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, raw_signatures, headers, decode);
 criterion_main!(benches);

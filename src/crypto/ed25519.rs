@@ -96,6 +96,14 @@ fn is_canonical_y(bytes: &[u8; 32]) -> bool {
     !(bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed)
 }
 
+/// How many validated keys each thread remembers (a validator set holds at most 1,024).
+const VALID_KEY_CACHE: usize = 4096;
+
+thread_local! {
+    static VALID_KEYS: std::cell::RefCell<std::collections::HashMap<[u8; PUBLIC_KEY_LEN], EdwardsPoint>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// A validated ed25519 public key: canonical encoding of a torsion-free point that is not the
 /// identity. The decompressed point is kept so it is never decoded again.
 #[derive(Clone)]
@@ -106,7 +114,30 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Parses and validates a key (see the module documentation, rule 1).
+    ///
+    /// Validation costs about one scalar multiplication (the torsion check), and the same few
+    /// validator keys are decoded again with every header, commit and validator set read from a
+    /// store or the network. So keys that passed are remembered per thread (bounded, keyed by
+    /// their exact bytes: the result is a pure function of them).
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, KeyError> {
+        if let Some(point) = VALID_KEYS.with(|c| c.borrow().get(bytes).copied()) {
+            return Ok(PublicKey {
+                bytes: *bytes,
+                point,
+            });
+        }
+        let key = Self::validate(bytes)?;
+        VALID_KEYS.with(|c| {
+            let mut cache = c.borrow_mut();
+            if cache.len() >= VALID_KEY_CACHE {
+                cache.clear();
+            }
+            cache.insert(*bytes, key.point);
+        });
+        Ok(key)
+    }
+
+    fn validate(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, KeyError> {
         if !is_canonical_y(bytes) {
             return Err(KeyError::NonCanonicalEncoding);
         }
@@ -412,6 +443,24 @@ mod tests {
     use curve25519_dalek::constants::{ED25519_BASEPOINT_TABLE, EIGHT_TORSION};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn remembered_keys_decode_to_the_same_point_and_rejections_are_not_remembered() {
+        let key = SigningKey::from_seed(&[42; 32]).public_key();
+        let first = PublicKey::from_bytes(key.as_bytes()).unwrap();
+        let second = PublicKey::from_bytes(key.as_bytes()).unwrap();
+        assert_eq!(first.point.compress(), second.point.compress());
+        assert_eq!(second.point.compress().to_bytes(), *key.as_bytes());
+        // The identity is rejected every time, never served from the cache.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert_eq!(
+                PublicKey::from_bytes(&identity).unwrap_err(),
+                KeyError::NotTorsionFree
+            );
+        }
+    }
 
     /// ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
     const ELL: [u8; 32] = [
