@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::metrics::Metrics;
 use crate::chain::{Checkpoint, Encode, EventId, Genesis, Hash, SignedEvent};
-use crate::store::{event_proof, ChainStore, StoreError};
+use crate::store::{event_proof, next_validators, ChainStore, StoreError};
 
 /// Largest accepted request body: one event with 16 KiB of metadata, hex-encoded, fits easily.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -306,13 +306,7 @@ async fn get_checkpoint(
         .store
         .header(head.height)?
         .ok_or_else(|| ApiError::from(StoreError::Corrupt("head header missing".into())))?;
-    let next = match header.next_validators {
-        Some(set) => set,
-        None => match state.store.validators_for(head.height + 1)? {
-            Some(set) => set,
-            None => state.genesis.validators_at(head.height + 1).clone(),
-        },
-    };
+    let next = next_validators(&*state.store, &state.genesis, &header)?;
     let checkpoint = Checkpoint::for_header(&header.header, next)
         .map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
     Ok(match query.format.as_deref() {

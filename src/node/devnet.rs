@@ -343,12 +343,6 @@ pub fn checkpoint_of(node: &NodeHandle, genesis: &Genesis) -> Result<Option<Chec
     let Some(header) = node.store.header(head.height)? else {
         return Ok(None);
     };
-    let next = match header.next_validators {
-        Some(set) => set,
-        None => match node.store.validators_for(head.height + 1)? {
-            Some(set) => set,
-            None => genesis.validators_at(head.height + 1).clone(),
-        },
-    };
+    let next = crate::store::next_validators(&*node.store, genesis, &header)?;
     Ok(Checkpoint::for_header(&header.header, next).ok())
 }

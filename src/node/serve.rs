@@ -11,7 +11,7 @@ use crate::protocol::limits::{
 use crate::protocol::proof::{GetProof, ProofResponse};
 use crate::protocol::snapshot::{GetSnapshot, Snapshot, SnapshotResponse};
 use crate::protocol::{fit_to_response, ErrorCode, ErrorResponse, Request, Response};
-use crate::store::{event_proof, ChainStore, StoreError, StoreNodes};
+use crate::store::{event_proof, next_validators, ChainStore, StoreError, StoreNodes};
 
 /// Room for the response tag and framing inside the response cap.
 const RESPONSE_OVERHEAD: usize = 64;
@@ -108,13 +108,7 @@ pub fn build_snapshot(
                 .unwrap_or_else(|| StoreError::Corrupt(format!("MMR peaks at {height}: {e}"))))
         }
     };
-    let next_validators = match &header.next_validators {
-        Some(set) => set.clone(),
-        None => match store.validators_for(height + 1)? {
-            Some(set) => set,
-            None => genesis.validators_at(height + 1).clone(),
-        },
-    };
+    let next_validators = next_validators(store, genesis, &header)?;
     Ok(Some(Snapshot {
         header,
         peaks,

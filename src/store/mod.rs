@@ -21,8 +21,8 @@ use std::cell::RefCell;
 use std::fmt;
 
 use crate::chain::{
-    BlockHash, Decode, DecodeError, Encode, EventId, FinalizedBlock, Hash, Reader, TrustedHeader,
-    ValidatorSet, Writer,
+    BlockHash, Decode, DecodeError, Encode, EventId, FinalizedBlock, Genesis, Hash, Reader,
+    TrustedHeader, ValidatorSet, Writer,
 };
 use crate::proof::mmr::{peaks_at, MmrNodes, MmrPeaks};
 use crate::proof::EventProof;
@@ -172,6 +172,23 @@ impl<S: ChainStore + ?Sized> MmrNodes for StoreNodes<'_, S> {
             }
         }
     }
+}
+
+/// The set that signs the block after `header`: the set it hands over to, else the set of the
+/// latest stored hand-over, else the genesis schedule's.
+pub fn next_validators<S: ChainStore + ?Sized>(
+    store: &S,
+    genesis: &Genesis,
+    header: &TrustedHeader,
+) -> Result<ValidatorSet, StoreError> {
+    if let Some(set) = &header.next_validators {
+        return Ok(set.clone());
+    }
+    let next = header.header.height + 1;
+    Ok(match store.validators_for(next)? {
+        Some(set) => set,
+        None => genesis.validators_at(next).clone(),
+    })
 }
 
 /// The root of the chain MMR over blocks `0..leaf_count`, which the header at height
