@@ -6,16 +6,21 @@
 //! - [`chain`]: the data model, its canonical encoding and hashing, checkpoints.
 //! - [`crypto`]: ed25519 keys and the one signature rule, single and batch.
 //! - [`light`]: the light client as a sans-I/O machine: sync from a checkpoint, forks, proofs.
+//! - [`client`]: that machine driven over the network with a header store, on both targets.
+//! - [`net`]: the libp2p network (native: TCP, WebSocket, WebRTC-direct; browser: WebSocket
+//!   and WebRTC-direct dialing), handshake, peer scoring.
+//! - [`platform`]: clock, timers and tasks, one implementation per target.
 //! - [`proof`]: the event Merkle tree, the chain MMR and end-to-end event proofs.
 //! - [`verify`]: header verification as small predicates, one header or a range.
 
 pub mod chain;
+pub mod client;
 pub mod crypto;
 pub mod light;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod net;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod node;
+pub mod platform;
 pub mod proof;
 pub mod protocol;
 #[cfg(not(target_arch = "wasm32"))]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use headway::chain::{ChainId, Checkpoint, Genesis, Hash, SignedEvent, Validator, ValidatorSet};
+use headway::client::ErrorCode;
 use headway::crypto::ed25519::SigningKey;
 use headway::light::LightStore;
 use headway::node::consensus::{ConsensusConfig, TimeoutConfig};
@@ -207,10 +208,8 @@ async fn light_driver_syncs_follows_and_proves_against_a_full_node() {
         .await
         .expect_err("a tampered checkpoint is refused");
     let message = e.to_string();
-    assert!(
-        message.contains("checkpoint was refused") && message.contains("height 5"),
-        "{message}"
-    );
+    assert_eq!(e.code, ErrorCode::CheckpointMismatch, "{message}");
+    assert!(message.contains("height 5"), "{message}");
     assert_eq!(bad.status().verified_height, None);
     drop(bad);
 
@@ -225,7 +224,7 @@ async fn light_driver_syncs_follows_and_proves_against_a_full_node() {
         .expect("the light client catches up");
     let verified = status.verified_height.unwrap();
     assert_eq!(status.verified_hash, Some(block_hash(full, verified)));
-    assert!(status.fork_height.is_none() && status.checkpoint_mismatch.is_none());
+    assert!(status.fork_height.is_none() && status.last_error.is_none());
 
     // It follows new heads.
     let next = full.head_height() + 3;
@@ -287,7 +286,7 @@ async fn light_driver_syncs_follows_and_proves_against_a_full_node() {
         vec![full.listen[0].clone()],
     );
     config.genesis_hash = Some(genesis_hash);
-    config.keep_headers = 8;
+    config.keep_headers = Some(8);
     let mut pruned = LightDriver::start(config).await.expect("driver starts");
     let head = full.head_height();
     let status = pruned

@@ -17,7 +17,8 @@ use crate::protocol::{ErrorCode, HeadersResponse, Request, Response, Status};
 use crate::verify::{TrustedState, Verifier, VerifyError};
 
 /// Counters for tests, benchmarks and a status page.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LightStats {
     /// Requests of every kind sent.
     pub requests_sent: u64,

@@ -43,6 +43,9 @@ pub trait LightStore {
 
     /// Keeps only the last `keep` headers (and the validator sets they still need).
     fn prune(&mut self, keep: u64) -> Result<(), Self::Error>;
+
+    /// How many headers the store holds.
+    fn header_count(&self) -> Result<u64, Self::Error>;
 }
 
 impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
@@ -224,6 +227,10 @@ impl LightStore for MemoryLightStore {
             .range(..=height)
             .next_back()
             .map(|(_, s)| s.clone()))
+    }
+
+    fn header_count(&self) -> Result<u64, LightStoreError> {
+        Ok(self.headers.len() as u64)
     }
 
     fn prune(&mut self, keep: u64) -> Result<(), LightStoreError> {

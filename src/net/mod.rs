@@ -1,5 +1,6 @@
-//! The native network: a libp2p swarm driven by [`Network`], which the node runs inside its
-//! tokio task.
+//! The network: a libp2p swarm driven by [`Network`], which the node runs inside its tokio
+//! task and the browser light client on the JS event loop. Only [`transport`] differs per
+//! target; timers come from [`crate::platform`].
 //!
 //! The node sees only handshaken peers. On every new connection both sides send a Hello; the
 //! network checks the peer's chain, version and key, verifies its ack and only then reports
@@ -28,13 +29,15 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
+use futures::future::{self, Either};
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::request_response::{InboundRequestId, OutboundRequestId};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
-use tokio::time::{Instant, Interval};
+
+use crate::platform::{self, Instant, Sleep};
 
 use crate::chain::{ChainId, Hash};
 use crate::crypto::ed25519::{PublicKey, SigningKey};
@@ -46,7 +49,9 @@ use crate::protocol::{
 
 pub use behaviour::Behaviour;
 pub use peers::{Misbehaviour, PeerBook, PeerBookConfig};
-pub use transport::{TlsConfig, TlsError, TransportError, WebrtcCertificate};
+pub use transport::TransportError;
+#[cfg(not(target_arch = "wasm32"))]
+pub use transport::{TlsConfig, TlsError, WebrtcCertificate};
 
 use driver::PendingChannel;
 use session::Session;
@@ -75,15 +80,20 @@ pub struct NetworkConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, ideally ending in `/p2p/<peer id>`.
     pub bootnodes: Vec<Multiaddr>,
+    // The three transport settings below exist natively only: a browser cannot listen and
+    // uses the browser's own TLS roots.
     /// A WebRTC certificate persisted earlier; `None` generates one if a WebRTC-direct address
     /// is listened on. Store the PEM [`Network::new`] returns so the certhash, and so the
     /// node's WebRTC address, stays the same across restarts.
+    #[cfg(not(target_arch = "wasm32"))]
     pub webrtc_certificate_pem: Option<String>,
     /// The certificate served on `/tls/ws` (`/wss`) listen addresses; without one such an
     /// address is refused. Plain `/ws` needs none.
+    #[cfg(not(target_arch = "wasm32"))]
     pub websocket_tls: Option<TlsConfig>,
     /// Certificates (PEM) trusted when dialing `/tls/ws` peers, besides the webpki (Mozilla)
     /// roots: e.g. a peer's self-signed certificate.
+    #[cfg(not(target_arch = "wasm32"))]
     pub websocket_trusted_roots: Vec<String>,
     pub peer_book: PeerBookConfig,
     pub gossip_heartbeat: Duration,
@@ -102,8 +112,11 @@ impl NetworkConfig {
             status,
             listen: Vec::new(),
             bootnodes: Vec::new(),
+            #[cfg(not(target_arch = "wasm32"))]
             webrtc_certificate_pem: None,
+            #[cfg(not(target_arch = "wasm32"))]
             websocket_tls: None,
+            #[cfg(not(target_arch = "wasm32"))]
             websocket_trusted_roots: Vec::new(),
             peer_book: PeerBookConfig::default(),
             gossip_heartbeat: Duration::from_secs(1),
@@ -301,7 +314,8 @@ pub struct Network {
     status_interval: Duration,
     handshake_timeout: Duration,
     origin: Instant,
-    tick: Interval,
+    /// The next timer check ([`TICK`]).
+    tick: Sleep,
 }
 
 impl Network {
@@ -312,48 +326,11 @@ impl Network {
     /// node to persist and pass back as [`NetworkConfig::webrtc_certificate_pem`] next time.
     pub async fn new(config: NetworkConfig) -> Result<(Network, Option<String>), NetError> {
         let key = signing_key(&config.keypair)?;
-        let wants_webrtc = config.listen.iter().any(transport::is_webrtc_direct);
-        let (webrtc, generated) = match (&config.webrtc_certificate_pem, wants_webrtc) {
-            (Some(pem), _) => (Some(WebrtcCertificate::from_pem(pem)?), None),
-            (None, true) => {
-                let cert = WebrtcCertificate::generate()?;
-                let pem = cert.pem.clone();
-                (Some(cert), Some(pem))
-            }
-            (None, false) => (None, None),
-        };
-        let webrtc_pem = webrtc.as_ref().map(|c| c.pem.clone());
-        if config.websocket_tls.is_none() {
-            if let Some(addr) = config
-                .listen
-                .iter()
-                .find(|a| transport::is_secure_websocket(a))
-            {
-                return Err(NetError::Listen {
-                    addr: addr.clone(),
-                    reason: "a /tls/ws (wss) address needs a TLS certificate".into(),
-                });
-            }
-        }
-        let websocket_tls = transport::websocket_tls_config(
-            config.websocket_tls.as_ref(),
-            &config.websocket_trusted_roots,
-        )
-        .map_err(TransportError::from)?;
         let behaviour = Behaviour::new(&config.keypair, config.gossip_heartbeat)
             .map_err(NetError::Behaviour)?;
-        let swarm = transport::build_swarm(
-            config.keypair.clone(),
-            webrtc.map(|c| c.certificate),
-            websocket_tls,
-            behaviour,
-            config.idle_connection_timeout,
-        )
-        .await?;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let built = transport::build_swarm(&config, behaviour)?;
         let mut net = Network {
-            swarm,
+            swarm: built.swarm,
             key,
             chain_id: config.chain_id,
             genesis_hash: config.genesis_hash,
@@ -367,11 +344,11 @@ impl Network {
             listen_addrs: Vec::new(),
             listeners_pending: HashMap::new(),
             listener_errors: Vec::new(),
-            webrtc_pem,
+            webrtc_pem: built.webrtc_pem,
             status_interval: config.status_interval,
             handshake_timeout: config.handshake_timeout,
             origin: Instant::now(),
-            tick,
+            tick: platform::sleep(TICK),
         };
         for addr in config.listen {
             let id = net
@@ -387,20 +364,19 @@ impl Network {
         for addr in config.bootnodes {
             net.dial(addr)?;
         }
-        Ok((net, generated))
+        Ok((net, built.generated_pem))
     }
 
     /// Drives the swarm until every listener reported an address or failed.
     async fn await_listeners(&mut self) -> Result<(), NetError> {
-        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        let mut deadline = platform::sleep(LISTEN_TIMEOUT);
         while !self.listeners_pending.is_empty() {
             if let Some((addr, reason)) = self.listener_errors.pop() {
                 return Err(NetError::Listen { addr, reason });
             }
-            let next = tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await;
-            match next {
-                Ok(event) => self.on_swarm_event(event),
-                Err(_) => {
+            match future::select(self.swarm.select_next_some(), &mut deadline).await {
+                Either::Left((event, _)) => self.on_swarm_event(event),
+                Either::Right(_) => {
                     let (_, addr) = self.listeners_pending.drain().next().expect("not empty");
                     return Err(NetError::Listen {
                         addr,
@@ -415,15 +391,19 @@ impl Network {
         }
     }
 
-    /// The next event. Cancel-safe: it can be a branch of `tokio::select!`.
+    /// The next event. Cancel-safe: it can be a branch of `tokio::select!` (the swarm's
+    /// stream and the stored tick timer lose nothing when the future is dropped).
     pub async fn next_event(&mut self) -> NetEvent {
         loop {
             if let Some(event) = self.events.pop_front() {
                 return event;
             }
-            tokio::select! {
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = self.tick.tick() => self.on_tick(),
+            match future::select(self.swarm.select_next_some(), &mut self.tick).await {
+                Either::Left((event, _)) => self.on_swarm_event(event),
+                Either::Right(_) => {
+                    self.tick = platform::sleep(TICK);
+                    self.on_tick();
+                }
             }
         }
     }

@@ -105,6 +105,8 @@ fn light_options(args: LightArgs) -> Result<super::light::LightRunOptions> {
         .transpose()?;
     let mut driver = LightDriverConfig::new(checkpoint, bootnodes);
     driver.genesis_hash = genesis_hash;
+    // The command keeps its headers in memory: bound them.
+    driver.keep_headers = Some(100_000);
     Ok(LightRunOptions {
         driver,
         verify_event,

@@ -1,14 +1,10 @@
 //! The native transports: TCP and WebSocket (both noise + yamux) and WebRTC-direct, on tokio.
 //!
-//! This is the only file that knows which transports exist; a wasm32 variant (websocket-websys,
-//! webrtc-websys) will sit beside it and build the same [`Behaviour`] into a swarm.
-//!
 //! The WebSocket transport serves `/ws` always and `/tls/ws` (a.k.a. `/wss`) when given a
 //! [`TlsConfig`]; it dials both, checking `wss` servers against the webpki (Mozilla) roots
 //! plus any extra trusted roots.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
 
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{Boxed, OptionalTransport};
@@ -20,7 +16,9 @@ use libp2p_webrtc::tokio::{Certificate, Transport as WebrtcTransport};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::behaviour::Behaviour;
+use super::super::behaviour::Behaviour;
+use super::super::{NetError, NetworkConfig};
+use super::{is_webrtc_direct, BuiltSwarm};
 
 /// Why the transports could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -206,33 +204,53 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Whether `addr` is a WebRTC-direct address.
-pub fn is_webrtc_direct(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| matches!(p, AddrProtocol::WebRTCDirect))
-}
-
 fn build_error(transport: &'static str) -> impl FnOnce(String) -> TransportError {
     move |reason| TransportError::Build { transport, reason }
 }
 
-/// Builds a tokio swarm for `keypair` over TCP, WebSocket (with `websocket_tls`, see
-/// [`websocket_tls_config`]) and, with a certificate, WebRTC-direct, running `behaviour`.
-pub async fn build_swarm(
-    keypair: Keypair,
-    webrtc: Option<Certificate>,
-    websocket_tls: websocket::tls::Config,
-    behaviour: Behaviour,
-    idle_connection_timeout: Duration,
-) -> Result<Swarm<Behaviour>, TransportError> {
-    let transport = build_transport(&keypair, webrtc, websocket_tls)?;
-    let config = libp2p::swarm::Config::with_tokio_executor()
-        .with_idle_connection_timeout(idle_connection_timeout);
-    Ok(Swarm::new(
+/// Builds a tokio swarm over TCP, WebSocket (`/tls/ws` with [`NetworkConfig::websocket_tls`])
+/// and, when a WebRTC-direct address is listened on, WebRTC-direct with the persisted
+/// certificate (or a new one, returned for the node to persist), running `behaviour`.
+pub fn build_swarm(config: &NetworkConfig, behaviour: Behaviour) -> Result<BuiltSwarm, NetError> {
+    let wants_webrtc = config.listen.iter().any(is_webrtc_direct);
+    let (webrtc, generated_pem) = match (&config.webrtc_certificate_pem, wants_webrtc) {
+        (Some(pem), _) => (Some(WebrtcCertificate::from_pem(pem)?), None),
+        (None, true) => {
+            let cert = WebrtcCertificate::generate()?;
+            let pem = cert.pem.clone();
+            (Some(cert), Some(pem))
+        }
+        (None, false) => (None, None),
+    };
+    let webrtc_pem = webrtc.as_ref().map(|c| c.pem.clone());
+    if config.websocket_tls.is_none() {
+        if let Some(addr) = config.listen.iter().find(|a| is_secure_websocket(a)) {
+            return Err(NetError::Listen {
+                addr: addr.clone(),
+                reason: "a /tls/ws (wss) address needs a TLS certificate".into(),
+            });
+        }
+    }
+    let websocket_tls = websocket_tls_config(
+        config.websocket_tls.as_ref(),
+        &config.websocket_trusted_roots,
+    )
+    .map_err(TransportError::from)?;
+    let keypair = &config.keypair;
+    let transport = build_transport(keypair, webrtc.map(|c| c.certificate), websocket_tls)?;
+    let swarm_config = libp2p::swarm::Config::with_tokio_executor()
+        .with_idle_connection_timeout(config.idle_connection_timeout);
+    let swarm = Swarm::new(
         transport,
         behaviour,
         keypair.public().to_peer_id(),
-        config,
-    ))
+        swarm_config,
+    );
+    Ok(BuiltSwarm {
+        swarm,
+        webrtc_pem,
+        generated_pem,
+    })
 }
 
 /// The transport `SwarmBuilder`'s tcp → other (WebRTC) → dns → websocket chain builds, except
@@ -329,15 +347,5 @@ mod tests {
                 "{addr}"
             );
         }
-    }
-
-    #[test]
-    fn recognizes_webrtc_direct_addresses() {
-        assert!(is_webrtc_direct(
-            &"/ip4/127.0.0.1/udp/0/webrtc-direct".parse().unwrap()
-        ));
-        assert!(!is_webrtc_direct(
-            &"/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()
-        ));
     }
 }
