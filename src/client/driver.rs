@@ -39,7 +39,9 @@ use crate::net::{
 };
 use crate::platform::{self, Instant};
 use crate::proof::VerifiedEvent;
-use crate::protocol::{ErrorCode as WireErrorCode, ErrorResponse, GossipMessage, Response, Status};
+use crate::protocol::{
+    ErrorCode as WireErrorCode, ErrorResponse, GossipMessage, Response, Status, Topic,
+};
 
 /// The longest the driver waits without feeding the machine a tick.
 const MAX_IDLE: Duration = Duration::from_millis(500);
@@ -248,6 +250,7 @@ impl ClientEvent {
     }
 }
 
+#[derive(Debug)]
 enum Command {
     VerifyEvent {
         event_id: EventId,
@@ -261,7 +264,7 @@ enum Command {
 }
 
 /// A cheap, cloneable handle on a [`Driver`] running elsewhere (another task).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ClientHandle {
     commands: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<ClientStatus>>,
@@ -379,6 +382,8 @@ impl<S: HeaderStore> Driver<S> {
             status,
         );
         net_config.bootnodes = config.bootnodes.clone();
+        // New heads arrive as finalized blocks; votes and proposals are not for us.
+        net_config.topics = vec![Topic::Finalized];
         let (network, _) = Network::new(net_config)
             .await
             .map_err(|e| ClientError::new(ErrorCode::Network, e.to_string()))?;
@@ -468,6 +473,11 @@ impl<S: HeaderStore> Driver<S> {
 
     pub fn local_peer_id(&self) -> PeerId {
         self.network.local_peer_id()
+    }
+
+    /// Stops the client (closing its connections) and hands back its store.
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// Runs until [`ClientHandle::stop`]. A fork or a refused checkpoint stops the machine

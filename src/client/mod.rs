@@ -10,6 +10,8 @@
 
 pub mod driver;
 pub mod error;
+#[cfg(target_arch = "wasm32")]
+pub mod indexeddb;
 pub mod store;
 
 pub use driver::{
@@ -17,4 +19,6 @@ pub use driver::{
     ForkSide, HeaderView,
 };
 pub use error::{ClientError, ErrorCode};
+#[cfg(target_arch = "wasm32")]
+pub use indexeddb::{IdbStore, IdbStoreError};
 pub use store::{open_client, HeaderStore, StoreFailure};

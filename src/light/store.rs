@@ -131,6 +131,35 @@ impl StoreBytes {
 }
 
 impl MemoryLightStore {
+    /// The append rules, shared by every store so they all refuse the same writes: `headers`
+    /// must continue `head` (the stored head, `None` for an empty store) height by height and
+    /// hash by hash, and the first header of an empty store must carry the set that signs its
+    /// successor (without it the store could not resume).
+    pub(crate) fn check_append(
+        head: Option<&StoredHeader>,
+        headers: &[VerifiedHeader],
+    ) -> Result<(), LightStoreError> {
+        if head.is_none() && headers.first().is_some_and(|h| h.next_validators.is_none()) {
+            return Err(LightStoreError::MissingValidators);
+        }
+        let mut below = head;
+        for h in headers {
+            if let Some(b) = below {
+                if h.height() != b.height() + 1 {
+                    return Err(LightStoreError::NotContiguous {
+                        expected: b.height() + 1,
+                        got: h.height(),
+                    });
+                }
+                if h.header.header.parent_hash != b.hash {
+                    return Err(LightStoreError::ParentMismatch { height: h.height() });
+                }
+            }
+            below = Some(&h.header);
+        }
+        Ok(())
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -182,24 +211,7 @@ impl LightStore for MemoryLightStore {
     }
 
     fn append(&mut self, headers: &[VerifiedHeader]) -> Result<(), LightStoreError> {
-        let mut below = self.head()?;
-        if below.is_none() && headers.first().is_some_and(|h| h.next_validators.is_none()) {
-            return Err(LightStoreError::MissingValidators);
-        }
-        for h in headers {
-            if let Some(b) = &below {
-                if h.height() != b.height() + 1 {
-                    return Err(LightStoreError::NotContiguous {
-                        expected: b.height() + 1,
-                        got: h.height(),
-                    });
-                }
-                if h.header.header.parent_hash != b.hash {
-                    return Err(LightStoreError::ParentMismatch { height: h.height() });
-                }
-            }
-            below = Some(h.header.clone());
-        }
+        Self::check_append(self.head()?.as_ref(), headers)?;
         for h in headers {
             self.headers.insert(h.height(), h.header.encode());
             if let Some(set) = &h.next_validators {

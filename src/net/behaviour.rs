@@ -79,9 +79,15 @@ pub fn gossip_topic(topic: Topic) -> gossipsub::IdentTopic {
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair`, subscribed to every topic. Gossip messages are
-    /// signed and checked strictly, and held until the network validates them.
-    pub fn new(keypair: &Keypair, gossip_heartbeat: Duration) -> Result<Behaviour, String> {
+    /// Builds the behaviour for `keypair`, subscribed to `topics` (a full node: every topic;
+    /// a light client: finalized blocks only, so votes and proposals never cross its link).
+    /// Gossip messages are signed and checked strictly, and held until the network validates
+    /// them.
+    pub fn new(
+        keypair: &Keypair,
+        gossip_heartbeat: Duration,
+        topics: &[Topic],
+    ) -> Result<Behaviour, String> {
         let gossip_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
             .message_id_fn(message_id)
@@ -95,7 +101,7 @@ impl Behaviour {
             gossip_config,
         )
         .map_err(|e| format!("gossipsub: {e}"))?;
-        for topic in Topic::ALL {
+        for &topic in topics {
             gossipsub
                 .subscribe(&gossip_topic(topic))
                 .map_err(|e| format!("subscribe to {topic}: {e}"))?;

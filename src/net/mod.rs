@@ -44,7 +44,7 @@ use crate::crypto::ed25519::{PublicKey, SigningKey};
 use crate::protocol::limits::{HANDSHAKE_TIMEOUT, STATUS_INTERVAL};
 use crate::protocol::{
     ErrorCode, ErrorResponse, GossipMessage, HandshakeError, HandshakeInfo, Protocol, Request,
-    Response, Status, WIRE_VERSION,
+    Response, Status, Topic, WIRE_VERSION,
 };
 
 pub use behaviour::Behaviour;
@@ -96,6 +96,8 @@ pub struct NetworkConfig {
     #[cfg(not(target_arch = "wasm32"))]
     pub websocket_trusted_roots: Vec<String>,
     pub peer_book: PeerBookConfig,
+    /// The gossip topics to subscribe to (default: all).
+    pub topics: Vec<Topic>,
     pub gossip_heartbeat: Duration,
     pub idle_connection_timeout: Duration,
     pub status_interval: Duration,
@@ -119,6 +121,7 @@ impl NetworkConfig {
             #[cfg(not(target_arch = "wasm32"))]
             websocket_trusted_roots: Vec::new(),
             peer_book: PeerBookConfig::default(),
+            topics: Topic::ALL.to_vec(),
             gossip_heartbeat: Duration::from_secs(1),
             idle_connection_timeout: 2 * STATUS_INTERVAL,
             status_interval: STATUS_INTERVAL,
@@ -326,7 +329,7 @@ impl Network {
     /// node to persist and pass back as [`NetworkConfig::webrtc_certificate_pem`] next time.
     pub async fn new(config: NetworkConfig) -> Result<(Network, Option<String>), NetError> {
         let key = signing_key(&config.keypair)?;
-        let behaviour = Behaviour::new(&config.keypair, config.gossip_heartbeat)
+        let behaviour = Behaviour::new(&config.keypair, config.gossip_heartbeat, &config.topics)
             .map_err(NetError::Behaviour)?;
         let built = transport::build_swarm(&config, behaviour)?;
         let mut net = Network {
