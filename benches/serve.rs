@@ -665,6 +665,7 @@ fn main() -> Result<()> {
         consensus: ConsensusConfig::default(),
         block_interval_ms: 1_000,
         www: None,
+        dishonest: None,
     })))??;
     anyhow::ensure!(
         node.head_height() == p.blocks - 1,

@@ -12,6 +12,7 @@
 //! - [`platform`]: clock, timers and tasks, one implementation per target.
 //! - [`proof`]: the event Merkle tree, the chain MMR and end-to-end event proofs.
 //! - [`verify`]: header verification as small predicates, one header or a range.
+//! - `wasm` (wasm32 only): the JavaScript API, class `LightClient` (see docs/JS_API.md).
 
 pub mod chain;
 pub mod client;
@@ -27,6 +28,8 @@ pub mod protocol;
 pub mod store;
 pub mod testkit;
 pub mod verify;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 // Unit tests also run in headless Chromium: each test module aliases `test` to
 // `wasm_bindgen_test` on wasm32.

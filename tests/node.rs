@@ -119,6 +119,7 @@ fn params(
         consensus: fast_consensus(),
         block_interval_ms: BLOCK_INTERVAL_MS,
         www: None,
+        dishonest: None,
     }
 }
 

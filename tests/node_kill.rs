@@ -61,6 +61,8 @@ impl Setup {
             www: None,
             tls_certificate: None,
             tls_private_key: None,
+            addr_file: None,
+            dishonest: None,
         };
         std::fs::write(dir.path().join("node.toml"), config.to_toml()).unwrap();
         Setup { dir, genesis }

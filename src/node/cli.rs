@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::config::NodeConfig;
-use super::{devnet, keys, service};
+use super::{devnet, gen_chain, keys, service};
 use crate::chain::{ChainId, Genesis, Validator, ValidatorSet};
 use crate::crypto::ed25519::{PublicKey, SigningKey};
 use anyhow::{bail, Context, Result};
@@ -48,6 +48,8 @@ enum Command {
     SignEvent(SignEventArgs),
     /// Run a light client: verify headers from a checkpoint, follow the head, prove an event.
     Light(LightArgs),
+    /// Generate a long, validly signed chain into a node data dir (for tests and benchmarks).
+    GenChain(gen_chain::GenChainArgs),
 }
 
 #[derive(Args)]
@@ -189,6 +191,13 @@ struct NodeArgs {
     /// PEM private key of --tls-certificate.
     #[arg(long, env = "HEADWAY_TLS_PRIVATE_KEY")]
     tls_private_key: Option<PathBuf>,
+    /// Once listening, write the listen multiaddrs (ending in /p2p/<peer id>) to this file, one
+    /// per line, atomically: a script can wait for the file to appear.
+    #[arg(long, env = "HEADWAY_ADDR_FILE")]
+    addr_file: Option<PathBuf>,
+    /// Test only: serve tampered answers (bad-signature, wrong-parent, forged-proof).
+    #[arg(long, value_enum, hide = true)]
+    dishonest: Option<super::dishonest::Dishonest>,
 }
 
 #[derive(Args)]
@@ -273,6 +282,8 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
             www: None,
             tls_certificate: None,
             tls_private_key: None,
+            addr_file: None,
+            dishonest: None,
         },
     };
     if let Some(d) = args.data_dir {
@@ -299,6 +310,12 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
     if args.tls_private_key.is_some() {
         config.tls_private_key = args.tls_private_key;
     }
+    if args.addr_file.is_some() {
+        config.addr_file = args.addr_file;
+    }
+    if args.dishonest.is_some() {
+        config.dishonest = args.dishonest;
+    }
     Ok(config)
 }
 
@@ -324,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
             let options = light_options(args)?;
             service::block_on_until_ctrl_c(|shutdown| super::light::run_light(options, shutdown))
         }
+        Command::GenChain(args) => gen_chain::run(args),
         Command::Devnet(options) => {
             service::block_on_until_ctrl_c(|shutdown| devnet::run(options, shutdown))
         }

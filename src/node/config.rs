@@ -41,6 +41,12 @@ pub struct NodeConfig {
     /// PEM private key of `tls_certificate`.
     #[serde(default)]
     pub tls_private_key: Option<PathBuf>,
+    /// Once listening, write the listen multiaddrs (with `/p2p/<peer id>`) here, one per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr_file: Option<PathBuf>,
+    /// Test only: tamper with served answers (see `node::dishonest`); never set it otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dishonest: Option<super::dishonest::Dishonest>,
 }
 
 /// Consensus timeouts in milliseconds; a round `r` waits `base + r × delta`.
@@ -177,6 +183,8 @@ mod tests {
             www: None,
             tls_certificate: Some("cert.pem".into()),
             tls_private_key: Some("key.pem".into()),
+            addr_file: Some("addrs.txt".into()),
+            dishonest: Some(super::super::dishonest::Dishonest::WrongParent),
         };
         assert_eq!(NodeConfig::parse(&c.to_toml()).unwrap(), c);
     }

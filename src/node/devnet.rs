@@ -169,6 +169,7 @@ pub async fn start(options: &DevnetOptions) -> Result<Devnet> {
         consensus: consensus.clone(),
         block_interval_ms: options.block_interval_ms,
         www: options.www.clone(),
+        dishonest: None,
     };
 
     let mut validators: Vec<NodeHandle> = Vec::new();

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod devnet;
+pub mod dishonest;
+pub mod gen_chain;
 pub mod keys;
 pub mod light;
 pub mod mempool;

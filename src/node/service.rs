@@ -25,6 +25,7 @@ use super::config::NodeConfig;
 use super::consensus::{
     ChainTip, Consensus, ConsensusConfig, Input, Message, Output, SignState, Timeout, TimeoutConfig,
 };
+use super::dishonest::{self, Dishonest};
 use super::keys;
 use super::mempool::{Mempool, MempoolConfig, MempoolError};
 use super::metrics::{KindLabel, Metrics, ProtocolLabel};
@@ -218,6 +219,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         consensus: consensus_config(&config.consensus),
         block_interval_ms: config.consensus.block_interval_ms,
         www: config.www,
+        dishonest: config.dishonest,
     };
     start_with_tls(params, websocket_tls).await
 }
@@ -234,6 +236,9 @@ pub struct NodeParams {
     /// Minimum time between a block and the next (empty blocks included).
     pub block_interval_ms: u64,
     pub www: Option<PathBuf>,
+    /// Test only: lie in answers to peers this way (see [`super::dishonest`]). `None` for
+    /// every real node.
+    pub dishonest: Option<Dishonest>,
 }
 
 pub async fn start(params: NodeParams) -> Result<NodeHandle> {
@@ -364,7 +369,14 @@ pub async fn start_with_tls(
         validator_key: params.validator_key,
         state: "connecting",
         signing_failed: false,
+        dishonest: params.dishonest,
     };
+    if let Some(mode) = params.dishonest {
+        tracing::warn!(
+            ?mode,
+            "TEST ONLY: this node tampers with the answers it serves"
+        );
+    }
     node.apply(first);
     let task = tokio::spawn(async move { node.run(stop_rx).await });
     tracing::info!(%peer_id, addrs = ?listen, "node started");
@@ -384,9 +396,13 @@ pub async fn start_with_tls(
 
 /// Runs a node until `shutdown` resolves.
 pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let addr_file = config.addr_file.clone();
     let node = start_node(config).await?;
     for addr in &node.listen {
         println!("listening on {addr}");
+    }
+    if let Some(path) = &addr_file {
+        write_addr_file(path, &node.listen)?;
     }
     if let Some(http) = node.http {
         println!("HTTP API on http://{http}");
@@ -394,6 +410,22 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     shutdown.await;
     tracing::info!("shutting down");
     node.stop().await
+}
+
+/// Writes `addrs` one per line to `path` atomically (a temporary file in the same folder,
+/// then a rename), so a script that waits for the file never reads half of it.
+pub fn write_addr_file(path: &std::path::Path, addrs: &[Multiaddr]) -> Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("--addr-file {} has no file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(&temp, text).with_context(|| format!("writing {}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
 }
 
 /// Builds a tokio runtime and runs `f` with a future that resolves on Ctrl-C (or SIGTERM).
@@ -509,6 +541,8 @@ struct NodeLoop {
     /// A record of what this node signed could not be stored: it sends no consensus message
     /// any more (it still follows the chain) until restarted.
     signing_failed: bool,
+    /// Test only: how this node lies in its answers ([`dishonest::tamper`]).
+    dishonest: Option<Dishonest>,
 }
 
 impl NodeLoop {
@@ -764,7 +798,10 @@ impl NodeLoop {
             NetEvent::InboundRequest { peer, id, request } => {
                 let started = Instant::now();
                 let protocol = request.protocol();
-                let response = serve(&*self.store, &self.genesis, &request);
+                let mut response = serve(&*self.store, &self.genesis, &request);
+                if let Some(mode) = self.dishonest {
+                    response = dishonest::tamper(mode, response);
+                }
                 let outcome = response.as_error().map_or("served".to_string(), |e| {
                     format!("{:?}", e.code).to_lowercase()
                 });
