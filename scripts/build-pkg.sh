@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the npm package in pkg/: the library for wasm32 in the size-tuned `wasm-release`
+# profile, JS bindings (wasm-bindgen --target web), wasm-opt when installed, package.json
+# from pkg/package.template.json; prints the wasm size raw and gzipped (fails above
+# MAX_GZIP_KIB) and checks packing with `npm pack --dry-run`.
+# Needs the wasm32 target and the wasm-bindgen CLI at the Cargo.lock version (.ci/run
+# installs both); wasm-opt comes from Debian's `binaryen` package and is optional.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+MAX_GZIP_KIB=${MAX_GZIP_KIB:-600}
+profile=wasm-release
+out=pkg
+
+step() { printf '\n==> %s\n' "$*"; }
+
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wb_version"; then
+  echo "wasm-bindgen $wb_version is needed (the Cargo.lock version):" \
+    "cargo install wasm-bindgen-cli --version $wb_version" >&2
+  exit 1
+fi
+
+step "cargo build --lib --target wasm32-unknown-unknown --profile $profile"
+cargo build --lib --target wasm32-unknown-unknown --profile "$profile"
+wasm="target/wasm32-unknown-unknown/$profile/headway.wasm"
+
+step "wasm-bindgen --target web"
+rm -rf "$out/headway.js" "$out/headway.d.ts" "$out/headway_bg.wasm" "$out/headway_bg.wasm.d.ts" \
+  "$out/snippets" "$out/package.json"
+wasm-bindgen --target web --out-dir "$out" --out-name headway "$wasm"
+bindgen_bytes=$(stat -c %s "$out/headway_bg.wasm")
+
+if command -v wasm-opt >/dev/null; then
+  # -Oz on top of LLVM's output: the curve crates were already compiled at opt-level 3, and
+  # wasm-opt does not undo their inlining. The features are the ones rustc's wasm32 target
+  # emits by default; wasm-opt must be told, or it refuses the module.
+  step "wasm-opt -Oz ($(wasm-opt --version))"
+  wasm-opt -Oz \
+    --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-reference-types --enable-multivalue \
+    "$out/headway_bg.wasm" -o "$out/headway_bg.wasm.opt"
+  mv "$out/headway_bg.wasm.opt" "$out/headway_bg.wasm"
+else
+  echo "notice: wasm-opt not found (Debian package 'binaryen'); the wasm is not post-optimised"
+fi
+
+version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
+sed "s/@VERSION@/$version/" "$out/package.template.json" > "$out/package.json"
+
+step "size"
+raw=$(stat -c %s "$out/headway_bg.wasm")
+gz=$(gzip -9 -c "$out/headway_bg.wasm" | wc -c)
+printf 'headway_bg.wasm: %d bytes (%d KiB) raw, %d bytes (%d KiB) gzip -9; %d bytes before wasm-opt\n' \
+  "$raw" $((raw / 1024)) "$gz" $((gz / 1024)) "$bindgen_bytes"
+if [ "$gz" -gt $((MAX_GZIP_KIB * 1024)) ]; then
+  echo "the gzipped wasm is above the budget of $MAX_GZIP_KIB KiB" >&2
+  exit 1
+fi
+
+step "npm pack --dry-run"
+(cd "$out" && npm pack --dry-run)
