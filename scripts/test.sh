@@ -19,13 +19,34 @@ cargo clippy --target wasm32-unknown-unknown --lib --tests -- -D warnings
 step "native tests"
 cargo test
 
-step "wasm32 tests in headless Chromium"
-export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
-export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
-cargo test --target wasm32-unknown-unknown --lib --tests
+step "live native nodes for the browser tests (scripts/browser-fixture.sh)"
+cargo build --bin headway
+fixture_dir=$(mktemp -d)
+trap 'scripts/browser-fixture.sh stop "$fixture_dir"' EXIT
+scripts/browser-fixture.sh start "$fixture_dir" >/dev/null
+HEADWAY_BROWSER_FIXTURE=$(cat "$fixture_dir/fixture.json")
+export HEADWAY_BROWSER_FIXTURE
 
-step "wasm32 library build"
-cargo build --target wasm32-unknown-unknown --lib
+step "wasm32 tests in headless Chromium (unit, store, JS API, live sync over WebSocket and WebRTC)"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
+CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}" \
+  cargo test --target wasm32-unknown-unknown --lib --tests
+
+if command -v geckodriver >/dev/null && command -v firefox-esr >/dev/null; then
+  step "wasm32 WebSocket tests in headless Firefox ESR (WebRTC to loopback is Chromium-only)"
+  (unset CHROMEDRIVER; GECKODRIVER=$(command -v geckodriver) \
+    cargo test --target wasm32-unknown-unknown --test browser --test light_store)
+elif [ -n "${CI:-}" ]; then
+  echo "firefox-esr and geckodriver are required in CI (.ci/run installs them)" >&2
+  exit 1
+else
+  echo "notice: firefox-esr or geckodriver missing: Firefox tests skipped (.ci/run installs them)"
+fi
+
+step "npm package: size-tuned wasm, bindings, size guard, npm pack (scripts/build-pkg.sh)"
+# The target is 600 KiB gzipped and is NOT met yet (717 KiB measured, see BENCHMARKS.md);
+# until it is, CI guards against growth instead of failing on the target.
+MAX_GZIP_KIB="${MAX_GZIP_KIB:-740}" scripts/build-pkg.sh
 
 # Benchmarks are type-checked by clippy --all-targets above; building them in the release
 # profile would double CI time, so `cargo bench` is left to BENCHMARKS.md runs.

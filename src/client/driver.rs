@@ -49,6 +49,8 @@ const MAX_IDLE: Duration = Duration::from_millis(500);
 pub const REDIAL_INITIAL: Duration = Duration::from_secs(1);
 /// Longest wait between dials of a lost bootnode.
 pub const REDIAL_MAX: Duration = Duration::from_secs(30);
+/// Events held for a subscriber that has not called [`Driver::events`] yet.
+pub const EARLY_EVENTS: usize = 64;
 /// Wait between retries of a failed store write.
 pub const STORE_RETRY: Duration = Duration::from_secs(5);
 
@@ -342,6 +344,8 @@ pub struct Driver<S: HeaderStore> {
     status: ClientStatus,
     shared: Arc<Mutex<ClientStatus>>,
     events: Option<mpsc::UnboundedSender<ClientEvent>>,
+    /// Events emitted before [`Driver::events`] was called (the newest [`EARLY_EVENTS`]).
+    early_events: VecDeque<ClientEvent>,
     commands: mpsc::UnboundedReceiver<Command>,
     command_sender: mpsc::UnboundedSender<Command>,
     stop_requested: bool,
@@ -433,6 +437,7 @@ impl<S: HeaderStore> Driver<S> {
             shared: Arc::new(Mutex::new(status.clone())),
             status,
             events: None,
+            early_events: VecDeque::new(),
             commands,
             command_sender,
             stop_requested: false,
@@ -452,9 +457,13 @@ impl<S: HeaderStore> Driver<S> {
         }
     }
 
-    /// The stream of [`ClientEvent`]s (events are only kept once this was called).
+    /// The stream of [`ClientEvent`]s, starting with those emitted since [`Driver::start`]
+    /// (up to [`EARLY_EVENTS`] of them are held until this is called).
     pub fn events(&mut self) -> mpsc::UnboundedReceiver<ClientEvent> {
         let (sender, receiver) = mpsc::unbounded();
+        for event in self.early_events.drain(..) {
+            let _ = sender.unbounded_send(event);
+        }
         self.events = Some(sender);
         receiver
     }
@@ -644,9 +653,17 @@ impl<S: HeaderStore> Driver<S> {
         if let ClientEvent::Error(e) = &event {
             self.status.last_error = Some(e.clone());
         }
-        if let Some(sender) = &self.events {
-            if sender.unbounded_send(event).is_err() {
-                self.events = None;
+        match &self.events {
+            Some(sender) => {
+                if sender.unbounded_send(event).is_err() {
+                    self.events = None;
+                }
+            }
+            None => {
+                if self.early_events.len() == EARLY_EVENTS {
+                    self.early_events.pop_front();
+                }
+                self.early_events.push_back(event);
             }
         }
     }

@@ -95,7 +95,21 @@ where
     Ok(Frame::Bytes(body))
 }
 
-/// Writes one length-prefixed frame, refusing one over `max` bytes.
+/// The most bytes [`write_frame`] hands to one `write` before flushing.
+///
+/// A WebRTC stream (libp2p-webrtc-utils) turns each write into one protobuf message of at most
+/// 16 KiB, but buffers those messages until its buffer reaches ~16 KiB and then hands the whole
+/// buffer to the data channel as *one* SCTP message: a large frame written in one `write_all`
+/// so becomes a message of up to ~32 KiB, over the 16 KiB `max-message-size` both ends
+/// negotiate, and webrtc-rs fails the write ("outbound packet larger than maximum message
+/// size"), resetting the stream. Flushing after every chunk of at most this many bytes keeps
+/// each data-channel message one protobuf message of at most `CHUNK + 7` bytes, well under the
+/// limit (and under what webrtc-websys lets a browser buffer per stream). Other transports
+/// (yamux) just see a few more, smaller writes.
+pub const WRITE_CHUNK_BYTES: usize = 8 * 1024;
+
+/// Writes one length-prefixed frame, refusing one over `max` bytes, in chunks of at most
+/// [`WRITE_CHUNK_BYTES`] each followed by a flush.
 pub async fn write_frame<T>(io: &mut T, bytes: &[u8], max: usize) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
@@ -106,9 +120,19 @@ where
             format!("frame of {} bytes exceeds the cap {max}", bytes.len()),
         ));
     }
-    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
-    io.write_all(bytes).await?;
-    io.flush().await
+    let prefix = (bytes.len() as u32).to_le_bytes();
+    // The prefix travels with the first chunk of the body.
+    let first = bytes.len().min(WRITE_CHUNK_BYTES - prefix.len());
+    let mut head = Vec::with_capacity(prefix.len() + first);
+    head.extend_from_slice(&prefix);
+    head.extend_from_slice(&bytes[..first]);
+    io.write_all(&head).await?;
+    io.flush().await?;
+    for chunk in bytes[first..].chunks(WRITE_CHUNK_BYTES) {
+        io.write_all(chunk).await?;
+        io.flush().await?;
+    }
+    Ok(())
 }
 
 fn invalid_data(reason: String) -> io::Error {
@@ -223,6 +247,69 @@ mod tests {
                 this.read += n;
             }
             r
+        }
+    }
+
+    /// Records what is written between flushes.
+    #[derive(Default)]
+    struct Flushes {
+        pending: Vec<u8>,
+        flushed: Vec<Vec<u8>>,
+    }
+
+    impl AsyncWrite for Flushes {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.pending.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let pending = std::mem::take(&mut self.pending);
+            if !pending.is_empty() {
+                self.flushed.push(pending);
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[test]
+    fn large_frames_are_written_in_flushed_chunks() {
+        for len in [
+            0,
+            1,
+            WRITE_CHUNK_BYTES - 4,
+            WRITE_CHUNK_BYTES - 3,
+            3 * WRITE_CHUNK_BYTES + 17,
+            70_000,
+        ] {
+            let body: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut io = Flushes::default();
+            block_on(write_frame(&mut io, &body, MAX_RESPONSE_BYTES)).unwrap();
+            assert!(io.pending.is_empty(), "{len}: unflushed bytes");
+            assert!(
+                io.flushed.iter().all(|c| c.len() <= WRITE_CHUNK_BYTES),
+                "{len}: a chunk over {WRITE_CHUNK_BYTES} bytes"
+            );
+            assert_eq!(io.flushed.len(), (len + 4).div_ceil(WRITE_CHUNK_BYTES));
+            let all = io.flushed.concat();
+            assert_eq!(
+                block_on(read_frame(&mut Cursor::new(all), MAX_RESPONSE_BYTES)).unwrap(),
+                Frame::Bytes(body)
+            );
         }
     }
 

@@ -4,9 +4,13 @@
 //! [`TlsConfig`]; it dials both, checking `wss` servers against the webpki (Mozilla) roots
 //! plus any extra trusted roots.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::muxing::{StreamMuxer, StreamMuxerBox, StreamMuxerEvent};
 use libp2p::core::transport::{Boxed, OptionalTransport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
@@ -253,6 +257,102 @@ pub fn build_swarm(config: &NetworkConfig, behaviour: Behaviour) -> Result<Built
     })
 }
 
+/// How long an accepted WebRTC-direct connection holds back our outbound streams when the
+/// dialer opens none of its own (see [`OutboundAfterInbound`]).
+pub const WEBRTC_OUTBOUND_GRACE: Duration = Duration::from_secs(2);
+
+/// A WebRTC-direct connection we accepted, whose outbound streams wait until the dialer has
+/// opened a stream (or [`WEBRTC_OUTBOUND_GRACE`] has passed).
+///
+/// In WebRTC-direct the listener is the Noise initiator, so it finishes the handshake one
+/// message before the dialer and starts opening data channels at once. A browser dialer
+/// (libp2p-webrtc-websys) only installs its `ondatachannel` handler once its side of the
+/// handshake is done, and the browser neither queues nor replays `datachannel` events that fire
+/// before that: the channel is acknowledged at the SCTP level but never surfaces as a stream, so
+/// whatever we open in that window (our Hello, identify, gossipsub) is silently lost and times
+/// out. The dialer can only open a stream once its connection is set up, so its first inbound
+/// stream proves that our data channels will be seen from then on.
+struct OutboundAfterInbound<M> {
+    inner: M,
+    /// Whether outbound streams may be opened.
+    open: bool,
+    /// How long to wait for the dialer's first stream, and the timer once started.
+    grace: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    waker: Option<Waker>,
+}
+
+impl<M> OutboundAfterInbound<M> {
+    /// Wraps `inner`; only a connection we accepted (`gated`) holds its outbound streams back.
+    fn new(inner: M, gated: bool) -> Self {
+        Self::with_grace(inner, gated, WEBRTC_OUTBOUND_GRACE)
+    }
+
+    fn with_grace(inner: M, gated: bool, grace: Duration) -> Self {
+        OutboundAfterInbound {
+            inner,
+            open: !gated,
+            grace,
+            timer: None,
+            waker: None,
+        }
+    }
+
+    fn open_outbound(&mut self) {
+        self.open = true;
+        self.timer = None;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<M: StreamMuxer + Unpin> StreamMuxer for OutboundAfterInbound<M> {
+    type Substream = M::Substream;
+    type Error = M::Error;
+
+    fn poll_inbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        let inbound = Pin::new(&mut self.inner).poll_inbound(cx);
+        if !self.open && matches!(inbound, Poll::Ready(Ok(_))) {
+            self.open_outbound();
+        }
+        inbound
+    }
+
+    fn poll_outbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        if !self.open {
+            let grace = self.grace;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(grace)));
+            if timer.as_mut().poll(cx).is_pending() {
+                self.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            tracing::debug!("the WebRTC dialer opened no stream; opening ours anyway");
+            self.open_outbound();
+        }
+        Pin::new(&mut self.inner).poll_outbound(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
 /// The transport `SwarmBuilder`'s tcp → other (WebRTC) → dns → websocket chain builds, except
 /// that the WebSocket transport gets a TLS configuration (the builder offers no way to set one).
 ///
@@ -272,10 +372,14 @@ fn build_transport(
         .multiplex(yamux::Config::default())
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
     let webrtc = match webrtc {
-        Some(certificate) => OptionalTransport::some(
-            WebrtcTransport::new(keypair.clone(), certificate)
-                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection))),
-        ),
+        Some(certificate) => {
+            OptionalTransport::some(WebrtcTransport::new(keypair.clone(), certificate).map(
+                |(peer, connection), endpoint| {
+                    let connection = OutboundAfterInbound::new(connection, endpoint.is_listener());
+                    (peer, StreamMuxerBox::new(connection))
+                },
+            ))
+        }
         None => OptionalTransport::none(),
     };
     let tcp_webrtc = dns::tokio::Transport::system(
@@ -303,6 +407,86 @@ fn build_transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A muxer whose inbound streams are handed in by the test and whose outbound streams are
+    /// always ready (streams are numbers, over an in-memory cursor).
+    #[derive(Default)]
+    struct FakeMuxer {
+        inbound: std::collections::VecDeque<u8>,
+        outbound: u8,
+    }
+
+    impl StreamMuxer for FakeMuxer {
+        type Substream = futures::io::Cursor<Vec<u8>>;
+        type Error = std::io::Error;
+
+        fn poll_inbound(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            match self.inbound.pop_front() {
+                Some(n) => Poll::Ready(Ok(futures::io::Cursor::new(vec![n]))),
+                None => Poll::Pending,
+            }
+        }
+
+        fn poll_outbound(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            self.outbound += 1;
+            Poll::Ready(Ok(futures::io::Cursor::new(vec![self.outbound])))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+            Poll::Pending
+        }
+    }
+
+    fn poll_outbound<M: StreamMuxer + Unpin>(m: &mut OutboundAfterInbound<M>) -> bool {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        Pin::new(m).poll_outbound(&mut cx).is_ready()
+    }
+
+    fn poll_inbound<M: StreamMuxer + Unpin>(m: &mut OutboundAfterInbound<M>) -> bool {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        Pin::new(m).poll_inbound(&mut cx).is_ready()
+    }
+
+    #[tokio::test]
+    async fn an_accepted_webrtc_connection_opens_streams_after_the_dialers_first() {
+        let mut m = OutboundAfterInbound::new(FakeMuxer::default(), true);
+        assert!(!poll_outbound(&mut m));
+        assert!(!poll_inbound(&mut m));
+        assert!(!poll_outbound(&mut m), "no inbound stream yet");
+        m.inner.inbound.push_back(7);
+        assert!(poll_inbound(&mut m));
+        assert!(poll_outbound(&mut m));
+        assert_eq!(m.inner.outbound, 1);
+    }
+
+    #[tokio::test]
+    async fn a_dialed_webrtc_connection_opens_streams_at_once() {
+        let mut m = OutboundAfterInbound::new(FakeMuxer::default(), false);
+        assert!(poll_outbound(&mut m));
+    }
+
+    #[tokio::test]
+    async fn an_accepted_webrtc_connection_opens_streams_after_the_grace_anyway() {
+        let grace = Duration::from_millis(50);
+        let mut m = OutboundAfterInbound::with_grace(FakeMuxer::default(), true, grace);
+        assert!(!poll_outbound(&mut m));
+        tokio::time::sleep(grace * 2).await;
+        assert!(poll_outbound(&mut m));
+        assert!(poll_outbound(&mut m));
+    }
 
     #[test]
     fn a_certificate_survives_its_pem() {
