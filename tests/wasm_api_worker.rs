@@ -70,3 +70,24 @@ async fn creates_starts_and_stops_on_indexeddb_in_a_worker() {
         .expect("the lock is free once stop() resolved");
     JsFuture::from(again.stop()).await.expect("stops");
 }
+
+#[test]
+async fn a_webrtc_bootnode_is_a_config_error_in_a_worker_not_a_panic() {
+    // Workers have no RTCPeerConnection: refuse the address up front.
+    let peer = keypair_from_seed([7; 32]).public().to_peer_id();
+    let config = config("headway-wasm-worker-webrtc");
+    let bootnodes = js_sys::Array::of1(&JsValue::from_str(&format!(
+        "/ip4/127.0.0.1/udp/1/webrtc-direct/certhash/uEiAmRPPX8yVrl4PRis_xAZa2eNHxx8Yb7n79PY68m88FVw/p2p/{peer}"
+    )));
+    Reflect::set(&config, &"bootnodes".into(), &bootnodes).unwrap();
+    Reflect::set(&config, &"storeName".into(), &JsValue::NULL).unwrap();
+    let Err(error) = LightClient::create(config).await else {
+        panic!("a WebRTC bootnode was accepted in a Worker");
+    };
+    assert_eq!(
+        field(&error, "code").as_string().as_deref(),
+        Some("INVALID_CONFIG")
+    );
+    let message = String::from(error.dyn_ref::<js_sys::Error>().unwrap().message());
+    assert!(message.contains("Worker"), "{message}");
+}

@@ -116,8 +116,8 @@ impl ClientConfig {
             }
             if !transport::can_dial(addr) {
                 return Err(invalid(format!(
-                    "this build cannot dial {addr} (a browser dials /ws, /tls/ws and \
-                     /webrtc-direct addresses)"
+                    "this build cannot dial {addr} (a browser dials /ws, /tls/ws and, from a \
+                     page but not a Worker, /webrtc-direct addresses)"
                 )));
             }
         }

@@ -137,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/headers/{height}", get(get_header))
         .route("/status", get(get_status))
         .route("/checkpoint", get(get_checkpoint))
+        .route("/light-config", get(get_light_config))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -328,6 +329,94 @@ async fn get_checkpoint(
     })
 }
 
+/// How far below the head `/light-config` puts its checkpoint by default: deep enough that a
+/// browser shows real header sync, shallow enough that a long-running devnet syncs in seconds.
+pub const LIGHT_CONFIG_DEPTH: u64 = 2_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LightConfigQuery {
+    height: Option<u64>,
+}
+
+/// The first listen address whose text contains `needle`, skipping unspecified IPs (0.0.0.0,
+/// ::), which a browser cannot dial.
+fn dialable(listen: &[String], needle: &str, not: &str) -> Option<String> {
+    listen
+        .iter()
+        .find(|a| {
+            a.contains(needle)
+                && (not.is_empty() || !a.contains(not))
+                && !a.starts_with("/ip4/0.0.0.0/")
+                && !a.starts_with("/ip6/::/")
+        })
+        .cloned()
+}
+
+/// The newest event id in the last few blocks below `head`, so a demo page can offer an event
+/// that is really in the chain without the user signing one first.
+fn recent_event(store: &dyn ChainStore, head: u64) -> Result<Option<EventId>, StoreError> {
+    let lowest = store.lowest_height()?;
+    for height in (lowest.max(head.saturating_sub(100))..=head).rev() {
+        if let Some(block) = store.block(height)? {
+            if let Some(event) = block.block.events.last() {
+                return Ok(Some(event.id()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Everything a browser light client needs to connect to this node, in the field names of the
+/// JS `LightClientConfig`: a checkpoint (by default [`LIGHT_CONFIG_DEPTH`] blocks below the
+/// head, or at `?height=`), the genesis hash, this node's WebSocket and WebRTC-direct
+/// multiaddrs, and a recent event id. The devnet page prefills its form from it.
+async fn get_light_config(
+    State(state): State<ApiState>,
+    query: Result<Query<LightConfigQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let head = state
+        .store
+        .head()?
+        .ok_or_else(|| ApiError::not_found("the node has no blocks yet"))?;
+    let height = match query.height {
+        Some(h) if h > head.height => {
+            return Err(ApiError::not_found(format!(
+                "height {h} is above the head ({})",
+                head.height
+            )))
+        }
+        Some(h) => h,
+        // Height 1 at least: a genesis checkpoint is valid but needs no genesis hash, and the
+        // page always shows one.
+        None => head
+            .height
+            .saturating_sub(LIGHT_CONFIG_DEPTH)
+            .max(head.height.min(1)),
+    };
+    let header = state
+        .store
+        .header(height)?
+        .ok_or_else(|| ApiError::not_found(format!("no header at height {height}")))?;
+    let next = next_validators(&*state.store, &state.genesis, &header)?;
+    let checkpoint = Checkpoint::for_header(&header.header, next)
+        .map_err(|e| ApiError::from(StoreError::Corrupt(e.to_string())))?;
+    let listen = state.status.borrow().listen.clone();
+    Ok(Json(json!({
+        "chainId": state.genesis.chain_id.to_string(),
+        "checkpoint": checkpoint.to_text(),
+        "checkpointHeight": height,
+        "genesisHash": state.genesis.block().block.header.hash(),
+        "headHeight": head.height,
+        "bootnodes": {
+            "ws": dialable(&listen, "/ws/", "/tls/"),
+            "webrtc": dialable(&listen, "/webrtc-direct/", ""),
+        },
+        "recentEventId": recent_event(&*state.store, head.height)?,
+    })))
+}
+
 async fn health(State(state): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
     let head = state.store.head()?;
     Ok(Json(json!({
@@ -344,4 +433,31 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dialable;
+
+    #[test]
+    fn light_config_picks_dialable_browser_addresses() {
+        let listen: Vec<String> = [
+            "/ip4/0.0.0.0/tcp/1/ws/p2p/12D3KooWA",
+            "/ip4/127.0.0.1/tcp/30400/p2p/12D3KooWA",
+            "/ip4/127.0.0.1/tcp/30403/tls/ws/p2p/12D3KooWA",
+            "/ip4/127.0.0.1/tcp/30401/ws/p2p/12D3KooWA",
+            "/ip4/127.0.0.1/udp/30402/webrtc-direct/certhash/uEi/p2p/12D3KooWA",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            dialable(&listen, "/ws/", "/tls/").as_deref(),
+            Some("/ip4/127.0.0.1/tcp/30401/ws/p2p/12D3KooWA")
+        );
+        assert_eq!(
+            dialable(&listen, "/webrtc-direct/", "").as_deref(),
+            Some("/ip4/127.0.0.1/udp/30402/webrtc-direct/certhash/uEi/p2p/12D3KooWA")
+        );
+        assert_eq!(dialable(&listen[..2], "/webrtc-direct/", ""), None);
+    }
 }

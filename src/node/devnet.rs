@@ -45,7 +45,8 @@ pub struct DevnetOptions {
     /// and base+2 (UDP, WebRTC-direct); validator i takes base+10+i (TCP).
     #[arg(long, default_value_t = 30400)]
     pub base_port: u16,
-    /// Folder of the light-client page served by the HTTP API (`www/` when present).
+    /// Folder of the light-client page served by the HTTP API (`www/` when present); its
+    /// sibling `pkg/` (the npm package) is served at `/pkg/`.
     #[arg(long)]
     pub www: Option<PathBuf>,
     /// Chain id of a new devnet.
@@ -287,6 +288,12 @@ pub async fn run(mut options: DevnetOptions, shutdown: impl Future<Output = ()>)
     if options.www.is_none() && Path::new("www").is_dir() {
         options.www = Some(PathBuf::from("www"));
     }
+    let mut page_note = None;
+    if let Some(www) = options.www.take() {
+        let (root, note) = site_root(&options.dir, &www)?;
+        options.www = Some(root);
+        page_note = note;
+    }
     let devnet = start(&options).await?;
     let gateway = devnet.gateway();
     println!(
@@ -298,6 +305,12 @@ pub async fn run(mut options: DevnetOptions, shutdown: impl Future<Output = ()>)
     println!("data:       {}", options.dir.display());
     if let Some(http) = gateway.http {
         println!("HTTP API:   http://{http}/status  (checkpoint: http://{http}/checkpoint)");
+        if options.www.is_some() {
+            println!(
+                "page:       http://{http}/  (light client in the browser){}",
+                page_note.as_deref().unwrap_or("")
+            );
+        }
     }
     if let Some(ws) = gateway.addr_with("/ws") {
         println!("WebSocket:  {ws}");
@@ -334,6 +347,62 @@ pub async fn run(mut options: DevnetOptions, shutdown: impl Future<Output = ()>)
     shutdown.await;
     println!("stopping the devnet…");
     devnet.stop().await
+}
+
+/// The folder the HTTP API serves as `/`: `www`'s entries at the root and the npm package
+/// (`pkg/`, the sibling of `www`) at `/pkg/`, so the page's `../pkg/headway.js` resolves the
+/// same whether it is served here or from the repository root by any static server. It is
+/// `<dir>/site`, rebuilt at each start from links (copies where links are unsupported), so
+/// edits to `www/` and a rebuilt `pkg/` show on reload. Returns the folder and a note for the
+/// page line when `pkg/` is missing.
+fn site_root(dir: &Path, www: &Path) -> Result<(PathBuf, Option<String>)> {
+    let www = www
+        .canonicalize()
+        .with_context(|| format!("--www {}", www.display()))?;
+    let site = dir.join("site");
+    if site.exists() {
+        // Removes the links, never what they point to.
+        std::fs::remove_dir_all(&site).with_context(|| format!("clearing {}", site.display()))?;
+    }
+    std::fs::create_dir_all(&site)?;
+    for entry in std::fs::read_dir(&www)? {
+        let entry = entry?;
+        link(&entry.path(), &site.join(entry.file_name()))?;
+    }
+    let pkg = www.parent().map(|p| p.join("pkg"));
+    let note = match pkg {
+        Some(pkg) if pkg.join("headway.js").is_file() => {
+            link(&pkg, &site.join("pkg"))?;
+            None
+        }
+        _ => Some(format!(
+            " — but {}/../pkg/headway.js is missing: run scripts/build-pkg.sh (or scripts/devnet.sh)",
+            www.display()
+        )),
+    };
+    Ok((site, note))
+}
+
+#[cfg(unix)]
+fn link(from: &Path, to: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(from, to)
+        .with_context(|| format!("linking {} to {}", to.display(), from.display()))
+}
+
+#[cfg(not(unix))]
+fn link(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            link(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to)
+            .map(|_| ())
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))
+    }
 }
 
 /// The checkpoint of a node's current head.

@@ -22,7 +22,13 @@ pub use native::{
     WebrtcCertificate,
 };
 #[cfg(target_arch = "wasm32")]
-pub use wasm::{build_swarm, TransportError};
+pub use wasm::{build_swarm, webrtc_available, TransportError};
+
+/// Whether this JS context can make WebRTC connections (always, natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn webrtc_available() -> bool {
+    true
+}
 
 /// Whether `addr` is a WebRTC-direct address.
 pub fn is_webrtc_direct(addr: &Multiaddr) -> bool {
@@ -30,13 +36,16 @@ pub fn is_webrtc_direct(addr: &Multiaddr) -> bool {
 }
 
 /// Whether this build can dial `addr`: the browser dials only `/ws` (and `/tls/ws`, `/wss`)
-/// and `/webrtc-direct`; native dials those and plain TCP.
+/// and, from a page but not a Worker, `/webrtc-direct`; native dials those and plain TCP.
 pub fn can_dial(addr: &Multiaddr) -> bool {
     let ws = addr
         .iter()
         .any(|p| matches!(p, AddrProtocol::Ws(_) | AddrProtocol::Wss(_)));
-    if ws || is_webrtc_direct(addr) {
+    if ws {
         return true;
+    }
+    if is_webrtc_direct(addr) {
+        return webrtc_available();
     }
     !cfg!(target_arch = "wasm32") && addr.iter().any(|p| matches!(p, AddrProtocol::Tcp(_)))
 }

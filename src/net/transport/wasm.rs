@@ -3,7 +3,7 @@
 //! browser only dials; `/ws`, `/tls/ws` (`/wss`) and `/webrtc-direct/certhash/…` addresses.
 
 use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::Boxed;
+use libp2p::core::transport::{Boxed, OptionalTransport};
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::{noise, webrtc_websys, websocket_websys, yamux, PeerId, Swarm, Transport};
@@ -57,10 +57,23 @@ fn build_transport(keypair: &Keypair) -> Result<Boxed<(PeerId, StreamMuxerBox)>,
         .authenticate(noise)
         .multiplex(yamux::Config::default())
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
-    let webrtc = webrtc_websys::Transport::new(webrtc_websys::Config::new(keypair))
-        .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)));
+    // Workers have no RTCPeerConnection, and webrtc-websys expects a `window`: there a
+    // WebRTC address is simply not dialable (see `can_dial`), instead of a panic.
+    let webrtc = if webrtc_available() {
+        OptionalTransport::some(
+            webrtc_websys::Transport::new(webrtc_websys::Config::new(keypair))
+                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection))),
+        )
+    } else {
+        OptionalTransport::none()
+    };
     Ok(websocket
         .or_transport(webrtc)
         .map(|either, _| either.into_inner())
         .boxed())
+}
+
+/// Whether this JS context can make WebRTC connections: a page (Window), not a Worker.
+pub fn webrtc_available() -> bool {
+    web_sys::window().is_some()
 }
