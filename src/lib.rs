@@ -11,6 +11,7 @@
 //!   and WebRTC-direct dialing), handshake, peer scoring.
 //! - [`platform`]: clock, timers and tasks, one implementation per target.
 //! - [`proof`]: the event Merkle tree, the chain MMR and end-to-end event proofs.
+//! - [`sync`]: the full node's block sync as a sans-I/O machine: parallel, fast or header-first.
 //! - [`verify`]: header verification as small predicates, one header or a range.
 //! - `wasm` (wasm32 only): the JavaScript API, class `LightClient` (see docs/JS_API.md).
 
@@ -26,6 +27,7 @@ pub mod proof;
 pub mod protocol;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod store;
+pub mod sync;
 pub mod testkit;
 pub mod verify;
 #[cfg(target_arch = "wasm32")]
