@@ -1,17 +1,24 @@
 //! The header-store contract, one set of test bodies run against every store: the in-memory
 //! store (natively and in headless Chromium) and the IndexedDB store (in the browser only):
 //! append rules, reads, validator sets across a hand-over, pruning, refused writes that leave
-//! nothing behind; then what only IndexedDB has: reopening, the Web Lock, corrupted values,
-//! DOMException mapping and stored size.
+//! nothing behind, validator sets stored as deltas across many hand-overs (rebuilt exactly,
+//! kept rebuildable by pruning, corruption reported), hand-over commits kept as their quorum
+//! prefix, bytes per header with 100 validators; then what only IndexedDB has: reopening, an
+//! old schema, the Web Lock, corrupted values, DOMException mapping and stored size.
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+use std::sync::OnceLock;
+
 use headway::chain::{Checkpoint, Encode, TrustedHeader, ValidatorSet};
 use headway::client::HeaderStore;
-use headway::light::{LightStore, LightStoreError, MemoryLightStore, StoredHeader, VerifiedHeader};
+use headway::light::{
+    quorum_commit, LightStore, LightStoreError, MemoryLightStore, StoreBytes, StoredHeader,
+    StoredValidators, ValidatorDelta, VerifiedHeader, MAX_DELTAS,
+};
 use headway::testkit::{self, ChainBuilder};
 
 /// Heights 0..TIP; block HAND_OVER is the first the new set signs, so HAND_OVER − 1 announces it.
@@ -76,6 +83,104 @@ fn fixture() -> Fixture {
         other_headers,
         old_set,
         new_set,
+    }
+}
+
+/// A chain of `validators` equal-power keys handing over every `every` blocks, each time to
+/// the same keys but one (the lowest leaves, the next one joins), as the light machine hands
+/// it to the store (full commits: the stores keep their quorum prefix). Heights 0..tip.
+struct Rotating {
+    headers: Vec<VerifiedHeader>,
+    /// Per height, the set that signs the block after it.
+    next_sets: Vec<ValidatorSet>,
+    /// The hand-over commits as stored: quorum prefixes.
+    commits: Vec<headway::chain::Commit>,
+}
+
+fn rotating(chain_id: &str, validators: usize, every: u64, tip: u64) -> Rotating {
+    let set_of = |k: u64| testkit::validator_set(&testkit::keys(k, validators));
+    let mut builder = ChainBuilder::new(chain_id, validators);
+    for k in 1..=tip / every {
+        builder = builder.hand_over_at(k * every, testkit::keys(k, validators));
+    }
+    let anchor = builder.next_block(Vec::new()).1;
+    let checkpoint = builder.checkpoint().expect("checkpoint after block 0");
+    let mut headers = vec![VerifiedHeader {
+        header: StoredHeader::new(anchor.header),
+        next_validators: Some(checkpoint.validators.clone()),
+        commit: None,
+    }];
+    let mut commits = Vec::new();
+    for th in builder.headers(tip as usize - 1) {
+        let hands_over = th.header.hands_over();
+        if hands_over {
+            let signers = set_of(th.header.height / every);
+            commits.push(quorum_commit(&signers, &th.commit));
+        }
+        headers.push(VerifiedHeader {
+            header: StoredHeader::new(th.header),
+            next_validators: if hands_over { th.next_validators } else { None },
+            commit: hands_over.then_some(th.commit),
+        });
+    }
+    let next_sets = (0..tip).map(|h| set_of((h + 1) / every)).collect();
+    Rotating {
+        headers,
+        next_sets,
+        commits,
+    }
+}
+
+/// Heights 0..DELTA_TIP, a hand-over every DELTA_EVERY blocks: more hand-overs than
+/// MAX_DELTAS, so a full set is stored again.
+const DELTA_TIP: u64 = 60;
+const DELTA_EVERY: u64 = 3;
+const DELTA_VALIDATORS: usize = 8;
+
+fn deltas() -> &'static Rotating {
+    static CHAIN: OnceLock<Rotating> = OnceLock::new();
+    CHAIN.get_or_init(|| rotating("delta-test", DELTA_VALIDATORS, DELTA_EVERY, DELTA_TIP))
+}
+
+/// What a store holds, in bytes of stored values, whatever the store.
+#[allow(async_fn_in_trait)]
+trait Sizes {
+    async fn sizes(&self) -> StoreBytes;
+}
+
+impl Sizes for MemoryLightStore {
+    async fn sizes(&self) -> StoreBytes {
+        self.bytes()
+    }
+}
+
+/// Overwrites a stored validator-set entry, as a faulty disk would, whatever the store.
+#[allow(async_fn_in_trait)]
+trait Overwrite {
+    async fn overwrite_set(&mut self, height: u64, bytes: Vec<u8>);
+}
+
+impl Overwrite for MemoryLightStore {
+    async fn overwrite_set(&mut self, height: u64, bytes: Vec<u8>) {
+        self.overwrite_validators(height, bytes);
+    }
+}
+
+/// Whether a store's error reports corrupt stored data.
+trait IsCorrupt {
+    fn is_corrupt(&self) -> bool;
+}
+
+impl IsCorrupt for LightStoreError {
+    fn is_corrupt(&self) -> bool {
+        matches!(self, LightStoreError::Corrupt(_))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl IsCorrupt for headway::client::IdbStoreError {
+    fn is_corrupt(&self) -> bool {
+        matches!(self, headway::client::IdbStoreError::Corrupt { .. })
     }
 }
 
@@ -200,6 +305,179 @@ mod contract {
         );
     }
 
+    /// Every set of the rotating chain reads back exactly, appended in several batches (so
+    /// deltas are also taken against a set read back from the store), with a full set again
+    /// after MAX_DELTAS deltas; hand-over commits are stored as their quorum prefix.
+    pub async fn deltas_across_hand_overs<S: HeaderStore + Sizes>(store: &mut S) {
+        let c = deltas();
+        for batch in c.headers.chunks(7) {
+            store.append(batch).await.unwrap();
+        }
+        for h in 0..DELTA_TIP {
+            assert_eq!(
+                store.next_validators(h).await.unwrap().as_ref(),
+                Some(&c.next_sets[h as usize]),
+                "{h}"
+            );
+        }
+        // Hand-overs at 3, 6, .., 60: the last announced by the last header, 59.
+        let sets = (DELTA_TIP / DELTA_EVERY) as usize + 1;
+        assert_eq!(sets, 21, "the anchor and 20 hand-overs");
+        assert!(sets > MAX_DELTAS + 1);
+        let full = 1 + c.next_sets[0].encode().len();
+        let one_key = StoredValidators::Delta(ValidatorDelta::between(
+            0,
+            &c.next_sets[0],
+            &c.next_sets[DELTA_EVERY as usize],
+        ))
+        .encode()
+        .len();
+        assert!(one_key < full / 4, "{one_key} vs {full}");
+        let bytes = store.sizes().await;
+        // The anchor's set, MAX_DELTAS deltas, a full set, then deltas again.
+        let fulls = 2;
+        assert_eq!(
+            bytes.validator_sets,
+            fulls * full + (sets - fulls) * one_key,
+            "{bytes:?}"
+        );
+        assert_eq!(
+            bytes.commits,
+            c.commits.iter().map(|c| c.encode().len()).sum::<usize>()
+        );
+        // 8 validators of equal power: 6 signatures reach more than 2/3.
+        assert!(c.commits.iter().all(|c| c.signatures.len() == 6));
+    }
+
+    /// Pruning into a run of deltas keeps every kept height's set readable, and appends
+    /// after it continue the deltas from the set pruning kept.
+    pub async fn prune_keeps_what_rebuilding_needs<S: HeaderStore>(store: &mut S) {
+        let c = deltas();
+        let check = |from: u64, to: u64| (from..to).map(move |h| (h, &c.next_sets[h as usize]));
+        store.append(&c.headers[..40]).await.unwrap();
+        // Lowest kept: 31, between the deltas announced at 29 and 32.
+        store.prune(9).await.unwrap();
+        assert_eq!(store.header_count().await.unwrap(), 9);
+        for (h, set) in check(31, 40) {
+            assert_eq!(
+                store.next_validators(h).await.unwrap().as_ref(),
+                Some(set),
+                "{h}"
+            );
+        }
+        assert_eq!(
+            store.next_validators(29).await.unwrap().as_ref(),
+            Some(&c.next_sets[31])
+        );
+        assert_eq!(store.next_validators(28).await.unwrap(), None);
+        store.append(&c.headers[40..]).await.unwrap();
+        for (h, set) in check(31, DELTA_TIP) {
+            assert_eq!(
+                store.next_validators(h).await.unwrap().as_ref(),
+                Some(set),
+                "{h}"
+            );
+        }
+        // Pruned right onto an announcing height, then to the head alone.
+        store.prune(DELTA_TIP - 44).await.unwrap();
+        for (h, set) in check(44, DELTA_TIP) {
+            assert_eq!(
+                store.next_validators(h).await.unwrap().as_ref(),
+                Some(set),
+                "{h}"
+            );
+        }
+        store.prune(1).await.unwrap();
+        assert_eq!(
+            store.next_validators(DELTA_TIP - 1).await.unwrap().as_ref(),
+            Some(&c.next_sets[DELTA_TIP as usize - 1])
+        );
+        assert_eq!(
+            store.head().await.unwrap().as_ref(),
+            Some(&c.headers[DELTA_TIP as usize - 1].header)
+        );
+    }
+
+    /// A stored delta that decodes but rebuilds another set, one that does not decode, and
+    /// one whose base is missing: each a typed corruption error, never a wrong set.
+    pub async fn corrupt_delta_is_an_error<S: HeaderStore + Overwrite>(store: &mut S)
+    where
+        S::Error: IsCorrupt,
+    {
+        let c = deltas();
+        store.append(&c.headers[..30]).await.unwrap();
+        let announced = 2 * DELTA_EVERY - 1; // the second hand-over's set, a delta on 2
+        let expect_corrupt = |result: Result<Option<ValidatorSet>, S::Error>| match result {
+            Err(e) => assert!(e.is_corrupt(), "{e}"),
+            Ok(set) => panic!("a corrupt store answered {set:?}"),
+        };
+        let wrong = ValidatorDelta {
+            base_height: DELTA_EVERY - 1,
+            removed: vec![0],
+            powers: vec![(1, 99)],
+            added: Vec::new(),
+        };
+        for bytes in [
+            StoredValidators::Delta(wrong.clone()).encode(),
+            vec![1, 2, 3],
+            StoredValidators::Delta(ValidatorDelta {
+                base_height: 1,
+                ..wrong
+            })
+            .encode(),
+        ] {
+            store.overwrite_set(announced, bytes).await;
+            // The corrupt set, and every later delta built on it.
+            for h in [announced, announced + 1, 20, 29, u64::MAX] {
+                expect_corrupt(store.next_validators(h).await);
+            }
+            // Sets below it still read.
+            assert_eq!(
+                store.next_validators(announced - 1).await.unwrap().as_ref(),
+                Some(&c.next_sets[announced as usize - 1])
+            );
+            // Appending reads the set in force after the head: refused, nothing written.
+            assert!(store
+                .append(&c.headers[30..31])
+                .await
+                .unwrap_err()
+                .is_corrupt());
+            assert_eq!(store.header_count().await.unwrap(), 30);
+        }
+    }
+
+    /// Bytes per stored header with 100 validators and a hand-over every 100 blocks, one key
+    /// swapped per hand-over (issue 4's target: at most 300).
+    pub async fn bytes_per_header_with_100_validators<S: HeaderStore + Sizes>(store: &mut S) {
+        let c = hundred();
+        for batch in c.headers.chunks(64) {
+            store.append(batch).await.unwrap();
+        }
+        let bytes = store.sizes().await;
+        assert_eq!(bytes.header_count, HUNDRED_TIP as usize);
+        // 67 of 100 equal powers are more than 2/3.
+        assert!(c.commits.iter().all(|c| c.signatures.len() == 67));
+        println!(
+            "100 validators, {HUNDRED_TIP} headers: {:.1} B per header ({bytes:?})",
+            bytes.per_header()
+        );
+        assert!(bytes.per_header() <= 300.0, "{bytes:?}");
+        // Every store keeps the same bytes.
+        let mut memory = MemoryLightStore::new();
+        for batch in c.headers.chunks(64) {
+            LightStore::append(&mut memory, batch).unwrap();
+        }
+        assert_eq!(bytes, memory.bytes());
+        assert_eq!(
+            store
+                .next_validators(HUNDRED_TIP - 1)
+                .await
+                .unwrap()
+                .as_ref(),
+            c.next_sets.last()
+        );
+    }
+
     pub async fn refused_writes_leave_nothing<S: HeaderStore>(store: &mut S)
     where
         S::Error: Rule,
@@ -258,6 +536,14 @@ mod contract {
     }
 }
 
+/// Heights 0..HUNDRED_TIP of a 100-validator chain handing over every 100 blocks.
+const HUNDRED_TIP: u64 = 1000;
+
+fn hundred() -> &'static Rotating {
+    static CHAIN: OnceLock<Rotating> = OnceLock::new();
+    CHAIN.get_or_init(|| rotating("bytes-test", 100, 100, HUNDRED_TIP))
+}
+
 /// Runs a contract body on a fresh in-memory store, natively and in the browser.
 macro_rules! memory_test {
     ($name:ident, $body:path) => {
@@ -288,6 +574,22 @@ memory_test!(
 memory_test!(
     memory_refused_writes_leave_nothing,
     contract::refused_writes_leave_nothing
+);
+memory_test!(
+    memory_deltas_across_hand_overs,
+    contract::deltas_across_hand_overs
+);
+memory_test!(
+    memory_prune_keeps_what_rebuilding_needs,
+    contract::prune_keeps_what_rebuilding_needs
+);
+memory_test!(
+    memory_corrupt_delta_is_an_error,
+    contract::corrupt_delta_is_an_error
+);
+memory_test!(
+    memory_bytes_per_header_with_100_validators,
+    contract::bytes_per_header_with_100_validators
 );
 
 #[test]
@@ -352,6 +654,68 @@ mod indexeddb {
         idb_refused_writes_leave_nothing,
         contract::refused_writes_leave_nothing
     );
+    idb_test!(
+        idb_deltas_across_hand_overs,
+        contract::deltas_across_hand_overs
+    );
+    idb_test!(
+        idb_prune_keeps_what_rebuilding_needs,
+        contract::prune_keeps_what_rebuilding_needs
+    );
+    idb_test!(
+        idb_corrupt_delta_is_an_error,
+        contract::corrupt_delta_is_an_error
+    );
+    idb_test!(
+        idb_bytes_per_header_with_100_validators,
+        contract::bytes_per_header_with_100_validators
+    );
+
+    impl Sizes for IdbStore {
+        async fn sizes(&self) -> StoreBytes {
+            self.bytes().await.unwrap()
+        }
+    }
+
+    impl Overwrite for IdbStore {
+        async fn overwrite_set(&mut self, height: u64, bytes: Vec<u8>) {
+            let value = js_sys::Uint8Array::from(&bytes[..]);
+            write_raw(self.name(), "validators", height as f64, value.into()).await;
+        }
+    }
+
+    /// A database of schema version 1 (every set in full) is reported, never misread.
+    #[test]
+    async fn an_old_schema_is_corrupt_not_misread() {
+        let name = unique("old-schema");
+        let factory = idb::Factory::new().unwrap();
+        let mut request = factory.open(&name, Some(1)).unwrap();
+        request.on_upgrade_needed(|event| {
+            use idb::{DatabaseEvent, Event, Request};
+            let db = event.database().unwrap();
+            for store in ["headers", "validators", "commits", "meta"] {
+                db.create_object_store(store, idb::ObjectStoreParams::new())
+                    .unwrap();
+            }
+            let tx = event.target().unwrap().transaction().unwrap();
+            tx.object_store("meta")
+                .unwrap()
+                .put(&JsValue::from_f64(1.0), Some(&JsValue::from_str("schema")))
+                .unwrap();
+        });
+        request.into_future().await.unwrap().close();
+
+        let e = IdbStore::open(&name).await.unwrap_err();
+        assert_eq!(IdbStore::failure(&e), StoreFailure::Corrupt, "{e}");
+        assert!(e.to_string().contains("schema version"), "{e}");
+        assert!(e.to_string().contains("reset"), "{e}");
+        // Still version 1 inside: opening again reports the same, nothing was rewritten.
+        let again = IdbStore::open(&name).await.unwrap_err();
+        assert_eq!(again, e);
+        IdbStore::delete(&name).await.unwrap();
+        let fresh = IdbStore::open(&name).await.unwrap();
+        remove(fresh).await;
+    }
 
     #[test]
     async fn reopen_keeps_everything() {

@@ -5,9 +5,15 @@
 //! | object store | key | value |
 //! | --- | --- | --- |
 //! | `headers` | height (number) | `Uint8Array`: the [`StoredHeader`] canonical encoding |
-//! | `validators` | height that announces the set | `Uint8Array`: the encoded [`ValidatorSet`] |
-//! | `commits` | height of a hand-over | `Uint8Array`: the encoded [`Commit`](crate::chain::Commit) |
+//! | `validators` | height that announces the set | `Uint8Array`: the encoded [`StoredValidators`] (the set in full, or a delta against the previous entry) |
+//! | `commits` | height of a hand-over | `Uint8Array`: the encoded [`Commit`](crate::chain::Commit), its quorum prefix only |
 //! | `meta` | `"checkpoint"`, `"schema"` | checkpoint text ([`Checkpoint::to_text`]), number |
+//!
+//! The values are those of the in-memory store ([`crate::light::stored`]'s shared code): a set
+//! read back is rebuilt from the last full set and the deltas after it, and checked against
+//! the `next_validators_hash` of a stored header; a mismatch is [`IdbStoreError::Corrupt`].
+//! A database of another schema version (version 1 stored every set in full) is reported as
+//! [`IdbStoreError::Corrupt`] ("schema version"), never misread: delete it and sync again.
 //!
 //! Heights are IndexedDB number keys, so they sort numerically and a cursor finds the head or
 //! the set in force without reading everything; numbers are exact only up to 2^53 − 1, so a
@@ -34,11 +40,16 @@ use web_sys::{DomException, IdbTransaction};
 
 use super::store::{HeaderStore, StoreFailure};
 use crate::chain::{Checkpoint, Decode, Encode, ValidatorSet};
-use crate::light::{LightStoreError, MemoryLightStore, StoreBytes, StoredHeader, VerifiedHeader};
+use crate::light::stored::{check_set, encode_append, SetWalk, Walk};
+use crate::light::{
+    CorruptEntry, LightStoreError, MemoryLightStore, RebuiltSet, StoreBytes, StoredHeader,
+    StoredValidators, VerifiedHeader,
+};
 
 /// The database version; [`IdbStore::open`] creates the object stores when it upgrades to it.
-/// Also written to `meta` so a database of another layout is recognised as such.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Also written to `meta` so a database of another layout is recognised as such. Version 2:
+/// validator sets as deltas, hand-over commits trimmed to their quorum prefix.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The largest height stored exactly as a JS number key.
 pub const MAX_HEIGHT: u64 = (1 << 53) - 1;
@@ -215,7 +226,72 @@ fn decode_header(at: u64, value: &JsValue) -> Result<StoredHeader, IdbStoreError
 }
 
 fn encoded(value: &impl Encode) -> JsValue {
-    Uint8Array::from(value.encode().as_slice()).into()
+    bytes_value(&value.encode())
+}
+
+fn bytes_value(bytes: &[u8]) -> JsValue {
+    Uint8Array::from(bytes).into()
+}
+
+/// The shared code's corruption report as this store's error.
+fn from_entry(e: CorruptEntry) -> IdbStoreError {
+    corrupt(e.what, format!("height {}", e.height), e.reason)
+}
+
+/// Rebuilds the set stored at `at` (whose value is `value`) from the last full set and the
+/// deltas after it.
+async fn rebuild(
+    validators: &ObjectStore,
+    at: u64,
+    value: JsValue,
+) -> Result<RebuiltSet, IdbStoreError> {
+    let mut walk = SetWalk::new(at);
+    let (mut next, mut value) = (at, Some(value));
+    loop {
+        let bytes = value
+            .as_ref()
+            .map(|v| bytes_of("validator set", next, v))
+            .transpose()?;
+        match walk.feed(next, bytes.as_deref()).map_err(from_entry)? {
+            Walk::Done(set) => return Ok(set),
+            Walk::Read(base) => {
+                next = base;
+                value = validators
+                    .get(key_of(base)?)
+                    .map_err(from_idb)?
+                    .await
+                    .map_err(from_idb)?;
+            }
+        }
+    }
+}
+
+/// The set in force after `height`, rebuilt and checked against the stored header that names
+/// it: the header at `height`, the head above it, the lowest header below it.
+async fn set_in_force(
+    headers: &ObjectStore,
+    validators: &ObjectStore,
+    height: u64,
+) -> Result<Option<RebuiltSet>, IdbStoreError> {
+    // Keys never exceed MAX_HEIGHT, so clamping a larger query changes nothing.
+    let height = height.min(MAX_HEIGHT);
+    let Some((at, value)) = last_record(validators, "validator set", Some(height)).await? else {
+        return Ok(None);
+    };
+    let set = rebuild(validators, at, value).await?;
+    let header = match last_record(headers, "header", Some(height)).await? {
+        Some(record) => Some(record),
+        None => first_record(headers, "header").await?,
+    };
+    let Some((header_at, header)) = header else {
+        return Err(corrupt(
+            "validator set",
+            format!("height {at}"),
+            "no stored header names it",
+        ));
+    };
+    check_set(&set, &decode_header(header_at, &header)?).map_err(from_entry)?;
+    Ok(Some(set))
 }
 
 fn upper_bound(height: u64, open: bool) -> Result<Query, IdbStoreError> {
@@ -233,6 +309,24 @@ async fn last_record(
     let query = at.map(|h| upper_bound(h, false)).transpose()?;
     let cursor = store
         .open_cursor(query, Some(CursorDirection::Prev))
+        .map_err(from_idb)?
+        .await
+        .map_err(from_idb)?;
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let key = cursor.key().map_err(from_idb)?;
+    let value = cursor.value().map_err(from_idb)?;
+    Ok(Some((height_of(what, &key)?, value)))
+}
+
+/// The first record of the store, key and value.
+async fn first_record(
+    store: &ObjectStore,
+    what: &'static str,
+) -> Result<Option<(u64, JsValue)>, IdbStoreError> {
+    let cursor = store
+        .open_cursor(None, Some(CursorDirection::Next))
         .map_err(from_idb)?
         .await
         .map_err(from_idb)?;
@@ -489,7 +583,11 @@ impl IdbStore {
             lock,
             writes: 0,
         };
-        store.check_layout().await?;
+        if let Err(e) = store.check_layout().await {
+            // Released before returning, so the caller can delete or reopen at once.
+            store.close().await;
+            return Err(e);
+        }
         Ok(store)
     }
 
@@ -595,7 +693,10 @@ impl IdbStore {
             _ => Err(corrupt(
                 "schema version",
                 &self.name,
-                format!("expected {SCHEMA_VERSION}, found {schema:?}"),
+                format!(
+                    "expected {SCHEMA_VERSION}, found {schema:?}: the store needs a reset \
+                     (IdbStore::delete, then sync again)"
+                ),
             )),
         }
     }
@@ -657,6 +758,9 @@ fn create_layout(event: &idb::event::VersionChangeEvent) -> Result<(), IdbStoreE
     use idb::{DatabaseEvent, Event, Request};
     let db = event.database().map_err(from_idb)?;
     let names = db.store_names();
+    // A database of an older schema keeps its own marker, so `check_layout` reports it
+    // instead of this version reading values of another layout.
+    let existing = names.iter().any(|n| n == META);
     for store in ALL_STORES {
         if !names.iter().any(|n| n == store) {
             db.create_object_store(store, idb::ObjectStoreParams::new())
@@ -668,6 +772,9 @@ fn create_layout(event: &idb::event::VersionChangeEvent) -> Result<(), IdbStoreE
         .map_err(from_idb)?
         .transaction()
         .ok_or_else(|| IdbStoreError::Js("upgrade without a transaction".into()))?;
+    if existing {
+        return Ok(());
+    }
     tx.object_store(META)
         .map_err(from_idb)?
         .put(
@@ -756,18 +863,35 @@ impl HeaderStore for IdbStore {
         }
         let validator_store = tx.store(VALIDATORS)?;
         let commit_store = tx.store(COMMITS)?;
+        // The set in force after the head: the base of the next delta, and the signer of a
+        // hand-over commit at the first new height.
+        let previous = match &head {
+            Some(head) => Some(
+                set_in_force(&header_store, &validator_store, head.height())
+                    .await?
+                    .ok_or_else(|| {
+                        corrupt(
+                            "validator set",
+                            format!("height {}", head.height()),
+                            "none stored for the head",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let values = encode_append(previous, headers);
         for (h, key) in headers.iter().zip(&keys) {
             header_store
                 .put(&encoded(&h.header), Some(key))
                 .map_err(from_idb)?;
-            if let Some(set) = &h.next_validators {
-                validator_store
-                    .put(&encoded(set), Some(key))
-                    .map_err(from_idb)?;
-            }
-            if let Some(commit) = &h.commit {
-                commit_store
-                    .put(&encoded(commit), Some(key))
+        }
+        for (store, entries) in [
+            (&validator_store, &values.validators),
+            (&commit_store, &values.commits),
+        ] {
+            for (height, bytes) in entries {
+                store
+                    .put(&bytes_value(bytes), Some(&key_of(*height)?))
                     .map_err(from_idb)?;
             }
         }
@@ -799,12 +923,12 @@ impl HeaderStore for IdbStore {
     }
 
     async fn next_validators(&self, height: u64) -> Result<Option<ValidatorSet>, IdbStoreError> {
-        // Keys never exceed MAX_HEIGHT, so clamping a larger query changes nothing.
-        let store = self.read_store(VALIDATORS)?;
-        match last_record(&store, "validator set", Some(height.min(MAX_HEIGHT))).await? {
-            Some((at, value)) => decode_value("validator set", at, &value).map(Some),
-            None => Ok(None),
-        }
+        let tx = self.read(&[HEADERS, VALIDATORS])?;
+        let headers = tx.object_store(HEADERS).map_err(from_idb)?;
+        let validators = tx.object_store(VALIDATORS).map_err(from_idb)?;
+        Ok(set_in_force(&headers, &validators, height)
+            .await?
+            .map(|s| s.set))
     }
 
     async fn prune(&mut self, keep: u64) -> Result<(), IdbStoreError> {
@@ -815,15 +939,37 @@ impl HeaderStore for IdbStore {
         };
         let lowest = head.saturating_sub(keep.saturating_sub(1));
         let below = |h: u64| upper_bound(h, true);
+        // Keep the set in force at `lowest` (announced at or below it) and every later one;
+        // the kept entry becomes a full set if it was a delta, so no delta loses its base.
+        // Rebuilt (and checked against the header at `lowest`) before anything is deleted.
+        let validators = tx.store(VALIDATORS)?;
+        if let Some((in_force, value)) =
+            last_record(&validators, "validator set", Some(lowest)).await?
+        {
+            let bytes = bytes_of("validator set", in_force, &value)?;
+            if !matches!(
+                StoredValidators::decode(&bytes),
+                Ok(StoredValidators::Full(_))
+            ) {
+                let set = set_in_force(&headers, &validators, lowest)
+                    .await?
+                    .filter(|s| s.height == in_force)
+                    .ok_or_else(|| {
+                        corrupt("validator set", format!("height {in_force}"), "not rebuilt")
+                    })?;
+                validators
+                    .put(
+                        &encoded(&StoredValidators::Full(set.set)),
+                        Some(&key_of(in_force)?),
+                    )
+                    .map_err(from_idb)?;
+            }
+            validators.delete(below(in_force)?).map_err(from_idb)?;
+        }
         headers.delete(below(lowest)?).map_err(from_idb)?;
         tx.store(COMMITS)?
             .delete(below(lowest)?)
             .map_err(from_idb)?;
-        // Keep the set in force at `lowest` (announced at or below it) and every later one.
-        let validators = tx.store(VALIDATORS)?;
-        if let Some(in_force) = last_key(&validators, "validator set", Some(lowest)).await? {
-            validators.delete(below(in_force)?).map_err(from_idb)?;
-        }
         tx.commit().await
     }
 

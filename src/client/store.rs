@@ -65,8 +65,12 @@ pub trait HeaderStore {
 impl<S: LightStore> HeaderStore for S {
     type Error = S::Error;
 
-    fn failure(_: &Self::Error) -> StoreFailure {
-        StoreFailure::Rejected
+    fn failure(error: &Self::Error) -> StoreFailure {
+        if S::is_corrupt(error) {
+            StoreFailure::Corrupt
+        } else {
+            StoreFailure::Rejected
+        }
     }
 
     async fn checkpoint(&self) -> Result<Option<Checkpoint>, Self::Error> {

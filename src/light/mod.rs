@@ -74,7 +74,7 @@ mod peers;
 mod proofs;
 mod ranges;
 mod store;
-mod stored;
+pub(crate) mod stored;
 mod sync;
 mod window;
 
@@ -83,4 +83,7 @@ pub use machine::{LightClient, LightStats};
 pub use messages::{Action, ForkEvidence, Input, Phase, Progress, QueryId, RequestId};
 pub use options::LightOptions;
 pub use store::{LightStore, LightStoreError, MemoryLightStore, StoreBytes};
-pub use stored::{StoredHeader, VerifiedHeader};
+pub use stored::{
+    quorum_commit, CorruptEntry, RebuiltSet, StoredHeader, StoredValidators, ValidatorDelta,
+    VerifiedHeader, MAX_DELTAS,
+};

@@ -9,7 +9,9 @@
 //!
 //! [`LightStore`] is the small synchronous interface of the in-memory store below and of a
 //! native command's store; an IndexedDB backend keeps the same layout (headers by height,
-//! validator sets by the height that announces them, metadata) behind async calls.
+//! validator sets by the height that announces them, hand-over commits, metadata) behind
+//! async calls. Both write the values of [`super::stored`]'s shared encoding: a set in full
+//! or as a delta against the previous one, a commit as its quorum prefix.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,8 +19,11 @@ use std::fmt;
 use super::error::LightError;
 use super::machine::LightClient;
 use super::options::LightOptions;
-use super::stored::{StoredHeader, VerifiedHeader};
-use crate::chain::{Checkpoint, Commit, Encode, ValidatorSet};
+use super::stored::{
+    check_set, encode_append, CorruptEntry, RebuiltSet, SetWalk, StoredHeader, StoredValidators,
+    VerifiedHeader, Walk,
+};
+use crate::chain::{Checkpoint, Decode, Encode, ValidatorSet};
 
 /// A synchronous light-client store.
 pub trait LightStore {
@@ -46,6 +51,11 @@ pub trait LightStore {
 
     /// How many headers the store holds.
     fn header_count(&self) -> Result<u64, Self::Error>;
+
+    /// Whether `error` says the stored data is corrupt (rather than a refused write).
+    fn is_corrupt(_error: &Self::Error) -> bool {
+        false
+    }
 }
 
 impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
@@ -95,6 +105,10 @@ pub enum LightStoreError {
     MissingValidators,
     #[error("the store holds another checkpoint")]
     OtherCheckpoint,
+    /// A stored value does not decode, or a rebuilt validator set is not the one the stored
+    /// headers name.
+    #[error(transparent)]
+    Corrupt(#[from] CorruptEntry),
 }
 
 /// Headers, sets and metadata in memory. Headers are kept encoded, as a persistent backend
@@ -103,10 +117,11 @@ pub enum LightStoreError {
 pub struct MemoryLightStore {
     checkpoint: Option<Checkpoint>,
     headers: BTreeMap<u64, Vec<u8>>,
-    /// Height that announces a set → the set that signs the blocks after it.
-    validators: BTreeMap<u64, ValidatorSet>,
-    /// Commits kept at hand-overs.
-    commits: BTreeMap<u64, Commit>,
+    /// Height that announces a set → the set that signs the blocks after it, as an encoded
+    /// [`StoredValidators`] (in full or as a delta against the previous entry).
+    validators: BTreeMap<u64, Vec<u8>>,
+    /// Commits kept at hand-overs (their quorum prefix), encoded.
+    commits: BTreeMap<u64, Vec<u8>>,
     writes: u64,
 }
 
@@ -181,20 +196,60 @@ impl MemoryLightStore {
         StoreBytes {
             headers: self.headers.values().map(Vec::len).sum(),
             header_count: self.headers.len(),
-            validator_sets: self.validators.values().map(|s| s.encode().len()).sum(),
-            commits: self.commits.values().map(|c| c.encode().len()).sum(),
+            validator_sets: self.validators.values().map(Vec::len).sum(),
+            commits: self.commits.values().map(Vec::len).sum(),
         }
     }
 
+    /// Overwrites the stored validator-set entry at `height` with `bytes`, as a faulty disk
+    /// would: for tests of the corruption checks.
+    #[doc(hidden)]
+    pub fn overwrite_validators(&mut self, height: u64, bytes: Vec<u8>) {
+        self.validators.insert(height, bytes);
+    }
+
     fn decode(bytes: &[u8]) -> StoredHeader {
-        use crate::chain::Decode;
         // Only this store writes these bytes, from valid headers.
         StoredHeader::decode(bytes).expect("stored header decodes")
+    }
+
+    /// Rebuilds the set stored at `at` from the last full set and the deltas after it.
+    fn rebuild(&self, at: u64) -> Result<RebuiltSet, CorruptEntry> {
+        let mut walk = SetWalk::new(at);
+        let mut next = at;
+        loop {
+            match walk.feed(next, self.validators.get(&next).map(Vec::as_slice))? {
+                Walk::Read(base) => next = base,
+                Walk::Done(set) => return Ok(set),
+            }
+        }
+    }
+
+    /// The set in force after `height`, rebuilt and checked against the stored header that
+    /// names it: the header at `height`, the head above it, the lowest one below it.
+    fn set_in_force(&self, height: u64) -> Result<Option<RebuiltSet>, CorruptEntry> {
+        let Some((&at, _)) = self.validators.range(..=height).next_back() else {
+            return Ok(None);
+        };
+        let set = self.rebuild(at)?;
+        let header = self
+            .headers
+            .range(..=height)
+            .next_back()
+            .or_else(|| self.headers.first_key_value())
+            .map(|(_, b)| Self::decode(b))
+            .ok_or_else(|| CorruptEntry::new("validator set", at, "no stored header names it"))?;
+        check_set(&set, &header)?;
+        Ok(Some(set))
     }
 }
 
 impl LightStore for MemoryLightStore {
     type Error = LightStoreError;
+
+    fn is_corrupt(error: &LightStoreError) -> bool {
+        matches!(error, LightStoreError::Corrupt(_))
+    }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, LightStoreError> {
         Ok(self.checkpoint.clone())
@@ -211,16 +266,20 @@ impl LightStore for MemoryLightStore {
     }
 
     fn append(&mut self, headers: &[VerifiedHeader]) -> Result<(), LightStoreError> {
-        Self::check_append(self.head()?.as_ref(), headers)?;
+        let head = self.head()?;
+        Self::check_append(head.as_ref(), headers)?;
+        let previous = match &head {
+            Some(head) => Some(self.set_in_force(head.height())?.ok_or_else(|| {
+                CorruptEntry::new("validator set", head.height(), "none stored for the head")
+            })?),
+            None => None,
+        };
+        let encoded = encode_append(previous, headers);
         for h in headers {
             self.headers.insert(h.height(), h.header.encode());
-            if let Some(set) = &h.next_validators {
-                self.validators.insert(h.height(), set.clone());
-            }
-            if let Some(commit) = &h.commit {
-                self.commits.insert(h.height(), commit.clone());
-            }
         }
+        self.validators.extend(encoded.validators);
+        self.commits.extend(encoded.commits);
         self.writes += 1;
         Ok(())
     }
@@ -234,11 +293,7 @@ impl LightStore for MemoryLightStore {
     }
 
     fn next_validators(&self, height: u64) -> Result<Option<ValidatorSet>, LightStoreError> {
-        Ok(self
-            .validators
-            .range(..=height)
-            .next_back()
-            .map(|(_, s)| s.clone()))
+        Ok(self.set_in_force(height)?.map(|s| s.set))
     }
 
     fn header_count(&self) -> Result<u64, LightStoreError> {
@@ -250,12 +305,25 @@ impl LightStore for MemoryLightStore {
             return Ok(());
         };
         let lowest = head.saturating_sub(keep.saturating_sub(1));
-        self.headers = self.headers.split_off(&lowest);
-        self.commits = self.commits.split_off(&lowest);
-        // Keep the set in force at `lowest` (announced at or below it) and every later one.
-        if let Some((&in_force, _)) = self.validators.range(..=lowest).next_back() {
+        // Keep the set in force at `lowest` (announced at or below it) and every later one;
+        // the kept entry becomes a full set if it was a delta, so no delta loses its base.
+        if let Some((&in_force, bytes)) = self.validators.range(..=lowest).next_back() {
+            if !matches!(
+                StoredValidators::decode(bytes),
+                Ok(StoredValidators::Full(_))
+            ) {
+                let set = self.rebuild(in_force)?;
+                let header = self.headers.get(&lowest).map(|b| Self::decode(b));
+                if let Some(header) = header {
+                    check_set(&set, &header)?;
+                }
+                let full = StoredValidators::Full(set.set).encode();
+                self.validators.insert(in_force, full);
+            }
             self.validators = self.validators.split_off(&in_force);
         }
+        self.headers = self.headers.split_off(&lowest);
+        self.commits = self.commits.split_off(&lowest);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::error::{DropReason, LightError, StopReason};
 use super::machine::{LightClient, RequestKind};
 use super::messages::Action;
-use super::stored::{StoredHeader, VerifiedHeader};
+use super::stored::{quorum_commit, StoredHeader, VerifiedHeader};
 use super::window::{verify_unlinked, Held};
 use crate::chain::TrustedHeader;
 use crate::protocol::{GetHeaders, Request};
@@ -189,7 +189,8 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
                 } else {
                     None
                 },
-                commit: hands_over.then(|| th.commit.clone()),
+                // Only the quorum prefix was verified: the rest adds nothing as evidence.
+                commit: hands_over.then(|| quorum_commit(&signers, &th.commit)),
             });
             let next_signers = match (&th.next_validators, hands_over) {
                 (Some(set), true) => Arc::new(set.clone()),
