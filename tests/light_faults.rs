@@ -339,3 +339,144 @@ async fn a_generated_chain_served_by_headway_node_verifies_across_hand_overs() {
         );
     }
 }
+
+/// A store whose first `failures` appends fail as a full quota would, writing nothing.
+struct QuotaStore {
+    inner: headway::light::MemoryLightStore,
+    failures: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum QuotaError {
+    #[error("QuotaExceededError (simulated)")]
+    Quota,
+    #[error(transparent)]
+    Inner(#[from] headway::light::LightStoreError),
+}
+
+impl headway::client::HeaderStore for QuotaStore {
+    type Error = QuotaError;
+
+    fn failure(error: &QuotaError) -> headway::client::StoreFailure {
+        match error {
+            QuotaError::Quota => headway::client::StoreFailure::QuotaExceeded,
+            QuotaError::Inner(_) => headway::client::StoreFailure::Rejected,
+        }
+    }
+
+    async fn checkpoint(&self) -> Result<Option<headway::chain::Checkpoint>, QuotaError> {
+        Ok(headway::light::LightStore::checkpoint(&self.inner)?)
+    }
+
+    async fn set_checkpoint(
+        &mut self,
+        checkpoint: &headway::chain::Checkpoint,
+    ) -> Result<(), QuotaError> {
+        Ok(headway::light::LightStore::set_checkpoint(
+            &mut self.inner,
+            checkpoint,
+        )?)
+    }
+
+    async fn append(
+        &mut self,
+        headers: &[headway::light::VerifiedHeader],
+    ) -> Result<(), QuotaError> {
+        if self.failures > 0 {
+            self.failures -= 1;
+            return Err(QuotaError::Quota);
+        }
+        Ok(headway::light::LightStore::append(&mut self.inner, headers)?)
+    }
+
+    async fn head(&self) -> Result<Option<headway::light::StoredHeader>, QuotaError> {
+        Ok(headway::light::LightStore::head(&self.inner)?)
+    }
+
+    async fn header(
+        &self,
+        height: u64,
+    ) -> Result<Option<headway::light::StoredHeader>, QuotaError> {
+        Ok(headway::light::LightStore::header(&self.inner, height)?)
+    }
+
+    async fn next_validators(
+        &self,
+        height: u64,
+    ) -> Result<Option<headway::chain::ValidatorSet>, QuotaError> {
+        Ok(headway::light::LightStore::next_validators(
+            &self.inner,
+            height,
+        )?)
+    }
+
+    async fn prune(&mut self, keep: u64) -> Result<(), QuotaError> {
+        Ok(headway::light::LightStore::prune(&mut self.inner, keep)?)
+    }
+
+    async fn header_count(&self) -> Result<u64, QuotaError> {
+        Ok(headway::light::LightStore::header_count(&self.inner)?)
+    }
+}
+
+/// A full quota is reported once with its code, sync pauses, the batch is retried, and in the
+/// end every header is stored exactly once, linked to its parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_pauses_sync_and_loses_nothing() {
+    init_logging();
+    let chain = generate(&spec());
+    let node = serve(&chain, any_port(), None).await;
+    let mut config = LightDriverConfig::new(
+        chain.fixture.checkpoint().unwrap(),
+        vec![node.listen[0].clone()],
+    );
+    config.genesis_hash = Some(chain.fixture.genesis_hash);
+    let store = QuotaStore {
+        inner: headway::light::MemoryLightStore::new(),
+        failures: 2,
+    };
+    let mut driver = headway::client::Driver::start(config, store)
+        .await
+        .expect("light client starts");
+    let mut events = driver.events();
+    let mut paused = false;
+    let status = driver
+        .run_until(
+            |s| {
+                paused |= s.store_paused;
+                s.stored_height >= Some(BLOCKS)
+            },
+            LIMIT,
+        )
+        .await
+        .expect("sync finishes after the quota frees up");
+    assert!(paused, "sync never reported the pause");
+    assert!(!status.store_paused);
+    let mut quota_errors = 0;
+    while let Ok(event) = events.try_recv() {
+        if let headway::client::ClientEvent::Error(e) = event {
+            if e.code == ErrorCode::StoreQuotaExceeded {
+                quota_errors += 1;
+            }
+        }
+    }
+    // Two failed attempts in a row are one pause: reported once.
+    assert_eq!(quota_errors, 1);
+    let store = &driver.store().inner;
+    let checkpoint = chain.fixture.checkpoint().unwrap().height;
+    let mut below = headway::light::LightStore::header(store, checkpoint)
+        .unwrap()
+        .expect("the anchor is stored");
+    for height in checkpoint + 1..=BLOCKS {
+        let h = headway::light::LightStore::header(store, height)
+            .unwrap()
+            .unwrap_or_else(|| panic!("header {height} missing"));
+        assert_eq!(h.header.parent_hash, below.hash, "height {height}");
+        below = h;
+    }
+    assert_eq!(
+        headway::light::LightStore::header_count(store).unwrap(),
+        BLOCKS - checkpoint + 1
+    );
+    node.stop().await.unwrap();
+}
