@@ -386,7 +386,10 @@ impl headway::client::HeaderStore for QuotaStore {
             self.failures -= 1;
             return Err(QuotaError::Quota);
         }
-        Ok(headway::light::LightStore::append(&mut self.inner, headers)?)
+        Ok(headway::light::LightStore::append(
+            &mut self.inner,
+            headers,
+        )?)
     }
 
     async fn head(&self) -> Result<Option<headway::light::StoredHeader>, QuotaError> {
