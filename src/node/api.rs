@@ -30,13 +30,42 @@ pub struct NodeStatus {
     pub head_height: u64,
     pub head_hash: String,
     pub finalized_height: u64,
-    /// `connecting`, `handshaking`, `determining`, `syncing`, `synced` or `providing`.
+    /// `connecting` (no peer), then the sync state: `determining`, `syncing`, `synced`, or
+    /// `stopped` (a conflict between finalized chains; an operator must decide).
     pub state: String,
     pub syncing: bool,
     pub peers: usize,
     pub mempool: usize,
     pub validator: bool,
     pub listen: Vec<String>,
+    /// Block sync's state and progress (`null` before the node loop reports it).
+    pub sync: Option<SyncStatus>,
+}
+
+/// Block sync as `/status` shows it (see `node::sync_driver`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// `determining` (no peer to compare with), `syncing`, `synced` or `stopped` (a fork
+    /// between finalized chains: an operator must decide).
+    pub state: String,
+    /// `fast` or `headerfirst`.
+    pub mode: String,
+    /// The height this run started from.
+    pub start: u64,
+    /// The highest block verified.
+    pub current: u64,
+    /// The highest block durably written.
+    pub written: u64,
+    /// The best head a connected peer claims.
+    pub target: u64,
+    pub blocks_per_second: f64,
+    /// Time left at the current rate; `null` while nothing moves.
+    pub eta_ms: Option<u64>,
+    /// Of this run, 0 to 100.
+    pub percent: f64,
+    pub peers: usize,
+    pub requests_in_flight: usize,
 }
 
 /// Why the node refused an event.

@@ -6,6 +6,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// A gauge holding a float (progress %, blocks/s).
+pub type FloatGauge = Gauge<f64, AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabel {
@@ -40,6 +44,27 @@ pub struct Metrics {
     pub bytes_served: Family<ProtocolLabel, Counter>,
     pub request_latency_seconds: Family<ProtocolLabel, Histogram>,
     pub store_write_seconds: Histogram,
+    /// Block sync (`node::sync_driver`): the EVM syncer's values.
+    pub sync_current_block: Gauge,
+    pub sync_target_block: Gauge,
+    pub sync_progress_percent: FloatGauge,
+    pub sync_blocks_per_second: FloatGauge,
+    /// 1 for the current sync state (`determining`, `syncing`, `synced`, `stopped`), else 0.
+    pub sync_state: Family<KindLabel, Gauge>,
+    pub sync_downloaded_headers: Counter,
+    pub sync_downloaded_bodies: Counter,
+    pub sync_downloaded_bytes: Counter,
+    pub sync_validated_blocks: Counter,
+    pub sync_validation_errors: Counter,
+    pub sync_written_blocks: Counter,
+    pub sync_reorgs: Counter,
+    pub sync_requests: Counter,
+    pub sync_errors: Counter,
+    pub sync_timeouts: Counter,
+    pub sync_peers_reported: Counter,
+    pub sync_download_seconds: Histogram,
+    pub sync_validation_seconds: Histogram,
+    pub sync_write_seconds: Histogram,
     registry: std::sync::Arc<Registry>,
 }
 
@@ -71,6 +96,25 @@ impl Metrics {
             bytes_served: Family::default(),
             request_latency_seconds: Family::new_with_constructor(latency_histogram),
             store_write_seconds: latency_histogram(),
+            sync_current_block: Gauge::default(),
+            sync_target_block: Gauge::default(),
+            sync_progress_percent: FloatGauge::default(),
+            sync_blocks_per_second: FloatGauge::default(),
+            sync_state: Family::default(),
+            sync_downloaded_headers: Counter::default(),
+            sync_downloaded_bodies: Counter::default(),
+            sync_downloaded_bytes: Counter::default(),
+            sync_validated_blocks: Counter::default(),
+            sync_validation_errors: Counter::default(),
+            sync_written_blocks: Counter::default(),
+            sync_reorgs: Counter::default(),
+            sync_requests: Counter::default(),
+            sync_errors: Counter::default(),
+            sync_timeouts: Counter::default(),
+            sync_peers_reported: Counter::default(),
+            sync_download_seconds: latency_histogram(),
+            sync_validation_seconds: latency_histogram(),
+            sync_write_seconds: latency_histogram(),
             registry: std::sync::Arc::new(Registry::default()),
         };
         registry.register(
@@ -134,6 +178,7 @@ impl Metrics {
             "Duration of one atomic store append",
             m.store_write_seconds.clone(),
         );
+        m.register_sync(&mut registry);
         Metrics {
             registry: std::sync::Arc::new(registry),
             ..m
@@ -146,6 +191,111 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    fn register_sync(&self, registry: &mut Registry) {
+        let sync = registry.sub_registry_with_prefix("sync");
+        sync.register(
+            "current_block",
+            "Highest block verified by sync",
+            self.sync_current_block.clone(),
+        );
+        sync.register(
+            "target_block",
+            "Best head any connected peer claims",
+            self.sync_target_block.clone(),
+        );
+        sync.register(
+            "progress_percent",
+            "Progress of this sync run towards the target, 0 to 100",
+            self.sync_progress_percent.clone(),
+        );
+        sync.register(
+            "blocks_per_second",
+            "Blocks synced per second over the last seconds",
+            self.sync_blocks_per_second.clone(),
+        );
+        sync.register(
+            "state",
+            "1 for the current sync state",
+            self.sync_state.clone(),
+        );
+        let counters = [
+            (
+                "downloaded_headers",
+                "Headers received (header-first)",
+                &self.sync_downloaded_headers,
+            ),
+            (
+                "downloaded_bodies",
+                "Blocks received",
+                &self.sync_downloaded_bodies,
+            ),
+            (
+                "downloaded_bytes",
+                "Bytes of headers and blocks received",
+                &self.sync_downloaded_bytes,
+            ),
+            (
+                "validated_blocks",
+                "Blocks whose header and body passed every check",
+                &self.sync_validated_blocks,
+            ),
+            (
+                "validation_errors",
+                "Headers or blocks rejected (each reported a peer)",
+                &self.sync_validation_errors,
+            ),
+            (
+                "written_blocks",
+                "Synced blocks acknowledged as written",
+                &self.sync_written_blocks,
+            ),
+            (
+                "reorgs",
+                "Reorganisations (finalized blocks never are: always 0)",
+                &self.sync_reorgs,
+            ),
+            ("requests", "Sync requests sent", &self.sync_requests),
+            (
+                "errors",
+                "Sync requests failed (timeouts, refusals, transport) and failed writes",
+                &self.sync_errors,
+            ),
+            ("timeouts", "Sync requests timed out", &self.sync_timeouts),
+            (
+                "peers_reported",
+                "Peers reported and banned for invalid data",
+                &self.sync_peers_reported,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            sync.register(name, help, counter.clone());
+        }
+        sync.register(
+            "download_seconds",
+            "Time from a sync request to its answer",
+            self.sync_download_seconds.clone(),
+        );
+        sync.register(
+            "validation_seconds",
+            "Time to verify and apply one received range",
+            self.sync_validation_seconds.clone(),
+        );
+        sync.register(
+            "write_seconds",
+            "Duration of one synced batch's store append",
+            self.sync_write_seconds.clone(),
+        );
+    }
+
+    /// Marks `state` as the current sync state.
+    pub fn set_sync_state(&self, state: &str) {
+        for s in ["determining", "syncing", "synced", "stopped"] {
+            self.sync_state
+                .get_or_create(&KindLabel { kind: s.into() })
+                .set(i64::from(s == state));
+        }
     }
 
     pub fn request(&self, protocol: &str, outcome: &str) {

@@ -14,6 +14,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod serve;
 pub mod service;
+pub mod sync_driver;
 
 /// Milliseconds since the Unix epoch, from the system clock (the one place the node reads it).
 pub fn now_ms() -> u64 {

@@ -3,9 +3,9 @@
 //!
 //! Everything that decides lives in sans-I/O machines (`consensus`, `mempool`, `net::peers`,
 //! `verify`); this file only carries out their outputs: gossip, timers, store writes,
-//! responses. Block sync here is the simple sequential kind (ask the best peer for the next
-//! blocks, verify, feed them to consensus as finalized); parallel header-first and warp sync are
-//! the sync module's job.
+//! responses. Catching up is the block-sync machine's (`crate::sync`, driven by
+//! [`super::sync_driver`]): parallel ranges from several peers, verified and written in batches;
+//! the consensus tip follows the store after each batch. Warp sync is not wired in yet.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -31,15 +31,15 @@ use super::mempool::{Mempool, MempoolConfig, MempoolError};
 use super::metrics::{KindLabel, Metrics, ProtocolLabel};
 use super::now_ms;
 use super::serve::serve;
+use super::sync_driver::{Ctx, SyncDriver, Written};
 use crate::chain::{Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
 use crate::crypto::ed25519::SigningKey;
 use crate::net::{keypair_from_seed, NetEvent, Network, NetworkConfig, PublishError, RequestId};
-use crate::protocol::blocks::{BlocksResponse, GetBlocks};
 use crate::protocol::gossip::GossipMessage;
-use crate::protocol::limits::MAX_BLOCKS_PER_REQUEST;
 use crate::protocol::status::Status;
-use crate::protocol::{Request, Response};
+use crate::protocol::Response;
 use crate::store::{ChainStore, RedbStore};
+use crate::sync::{SyncOptions, SyncState};
 use crate::verify::{TrustedState, Verifier};
 
 const META_NODE_KEY: &str = "node_key";
@@ -250,6 +250,15 @@ pub async fn start_with_tls(
     params: NodeParams,
     websocket_tls: Option<crate::net::TlsConfig>,
 ) -> Result<NodeHandle> {
+    start_with_sync(params, websocket_tls, SyncOptions::default()).await
+}
+
+/// [`start_with_tls`] with these block-sync settings (mode, batch sizes, timeouts).
+pub async fn start_with_sync(
+    params: NodeParams,
+    websocket_tls: Option<crate::net::TlsConfig>,
+    sync_options: SyncOptions,
+) -> Result<NodeHandle> {
     let genesis = Arc::new(params.genesis);
     let store = open_store(&params.data_dir, &genesis)?;
     let sign_state = load_sign_state(&*store, &genesis, params.validator_key.as_ref())?;
@@ -289,6 +298,8 @@ pub async fn start_with_tls(
     let tip = ChainTip::new(head_header.header.clone(), head.peaks.clone())
         .map_err(|e| anyhow::anyhow!("store head: {e}"))?;
     let now = now_ms();
+    let sync = SyncDriver::new(&*store, genesis.clone(), sync_options, now)?;
+    let consensus_config = params.consensus.clone();
     let (consensus, first) = Consensus::new(
         params.consensus,
         &genesis,
@@ -312,6 +323,7 @@ pub async fn start_with_tls(
         mempool: 0,
         validator: params.validator_key.is_some(),
         listen: listen.iter().map(ToString::to_string).collect(),
+        sync: Some(sync.status()),
     });
     metrics.head_height.set(head.height as i64);
     metrics.finalized_height.set(head.height as i64);
@@ -365,7 +377,9 @@ pub async fn start_with_tls(
         ungossiped: Vec::new(),
         block_interval_ms: params.block_interval_ms,
         last_position: (0, 0),
-        sync: None,
+        sync,
+        sync_writing: false,
+        consensus_config,
         validator_key: params.validator_key,
         state: "connecting",
         signing_failed: false,
@@ -407,9 +421,57 @@ pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) ->
     if let Some(http) = node.http {
         println!("HTTP API on http://{http}");
     }
+    let bar = spawn_progress_bar(node.status.clone());
     shutdown.await;
     tracing::info!("shutting down");
+    if let Some(bar) = bar {
+        bar.abort();
+    }
     node.stop().await
+}
+
+/// A progress bar on stdout while the node catches up (`headway node` in a terminal); nothing
+/// when stdout is not a terminal (logs, scripts, services).
+fn spawn_progress_bar(mut status: watch::Receiver<NodeStatus>) -> Option<JoinHandle<()>> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let style = ProgressStyle::with_template(
+        "{spinner} syncing [{bar:40}] {msg} ({percent}%) {per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    Some(tokio::spawn(async move {
+        let mut bar: Option<ProgressBar> = None;
+        loop {
+            let sync = status.borrow_and_update().sync.clone();
+            match sync {
+                Some(p) if p.state == "syncing" => {
+                    let b = bar.get_or_insert_with(|| {
+                        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+                        b.set_style(style.clone());
+                        b.enable_steady_tick(Duration::from_millis(200));
+                        b
+                    });
+                    b.set_length(p.target.saturating_sub(p.start).max(1));
+                    b.set_position(p.current.saturating_sub(p.start));
+                    b.set_message(format!("{}/{} blocks", p.current, p.target));
+                }
+                Some(p) => {
+                    if let Some(b) = bar.take() {
+                        b.finish_and_clear();
+                        println!("synced at height {} ({})", p.current, p.state);
+                    }
+                }
+                None => {}
+            }
+            if status.changed().await.is_err() {
+                break;
+            }
+        }
+    }))
 }
 
 /// Writes `addrs` one per line to `path` atomically (a temporary file in the same folder,
@@ -465,12 +527,6 @@ where
     })
 }
 
-/// A sequential block download in progress.
-struct SyncRequest {
-    peer: PeerId,
-    id: RequestId,
-}
-
 /// What a timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -515,6 +571,17 @@ fn timeout_of(k: &TimeoutKey) -> Timeout {
     }
 }
 
+/// What the sync driver needs of the node loop, borrowed field by field.
+macro_rules! sync_ctx {
+    ($node:ident) => {
+        Ctx {
+            network: &mut $node.network,
+            store: &*$node.store,
+            metrics: &$node.metrics,
+        }
+    };
+}
+
 struct NodeLoop {
     store: Arc<RedbStore>,
     genesis: Arc<Genesis>,
@@ -535,7 +602,13 @@ struct NodeLoop {
     block_interval_ms: u64,
     /// Consensus (height, round) at the last status update, for the skipped-rounds metric.
     last_position: (u64, u32),
-    sync: Option<SyncRequest>,
+    /// Block sync: catching up from several peers (see [`super::sync_driver`]).
+    sync: SyncDriver,
+    /// Blocks the sync machine wrote are being handed to consensus: they are stored already
+    /// and not gossiped.
+    sync_writing: bool,
+    /// To rebuild consensus on a new tip after a synced batch.
+    consensus_config: ConsensusConfig,
     validator_key: Option<SigningKey>,
     state: &'static str,
     /// A record of what this node signed could not be stored: it sends no consensus message
@@ -549,6 +622,10 @@ impl NodeLoop {
     async fn run(&mut self, mut stop: oneshot::Receiver<()>) -> Result<()> {
         loop {
             let next_due = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let next_due = match (next_due, self.sync.next_deadline_ms()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = match next_due {
                 Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
                 None => Duration::from_secs(3600),
@@ -557,7 +634,14 @@ impl NodeLoop {
                 _ = &mut stop => break,
                 event = self.network.next_event() => self.on_net(event),
                 Some(command) = self.commands.recv() => self.on_command(command),
-                _ = tokio::time::sleep(sleep) => self.fire_timers(),
+                _ = tokio::time::sleep(sleep) => {
+                    self.fire_timers();
+                    if self.sync.next_deadline_ms().is_some_and(|at| at <= now_ms()) {
+                        let written = self.sync.tick(sync_ctx!(self));
+                        self.after_sync_written(written);
+                        self.publish_status();
+                    }
+                }
             }
         }
         tracing::info!("node loop stopped");
@@ -679,11 +763,20 @@ impl NodeLoop {
 
     /// Stores a finalized block and updates everything that depends on the head.
     fn commit(&mut self, block: &FinalizedBlock) -> Result<()> {
-        let started = Instant::now();
-        self.store.append(std::slice::from_ref(block))?;
-        self.metrics
-            .store_write_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let stored = self.store.head()?.map_or(0, |h| h.height);
+        if block.height() > stored {
+            let started = Instant::now();
+            self.store.append(std::slice::from_ref(block))?;
+            self.metrics
+                .store_write_seconds
+                .observe(started.elapsed().as_secs_f64());
+        } else {
+            // Written by sync in its batch already: it must be the same block.
+            let ours = self.store.header(block.height())?.map(|h| h.header.hash());
+            if ours != Some(block.block.header.hash()) {
+                bail!("block {} differs from the stored one", block.height());
+            }
+        }
         let ids: Vec<EventId> = block.block.events.iter().map(SignedEvent::id).collect();
         self.mempool.remove_included(&ids);
         let height = block.height();
@@ -695,21 +788,95 @@ impl NodeLoop {
                 self.metrics.blocks_produced.inc();
             }
         }
+        let head = self.announce_head()?;
+        if !self.sync_writing && !self.sync.is_catching_up() {
+            // Tell peers at once (Soma's push): laggards learn the new height and sync.
+            let _ = self
+                .network
+                .publish(&GossipMessage::Finalized(block.clone()));
+        }
+        if !self.sync_writing && self.sync.applied_height() < head.height {
+            // The head moved without the sync machine (consensus decided, or a gossiped
+            // block was accepted): it continues from the new head.
+            self.sync.reanchor(&*self.store, &self.network, now_ms());
+        }
+        tracing::debug!(height, hash = %head.hash, events = ids.len(), "block finalized");
+        self.retry_gossip();
+        Ok(())
+    }
+
+    /// Tells the network our new head (what `Status` says to peers).
+    fn announce_head(&mut self) -> Result<crate::store::Head> {
         let head = self.store.head()?.context("head after append")?;
         self.network.set_status(Status {
             head_height: head.height,
             head_hash: head.hash,
             mmr_root: head.peaks.root(),
             lowest_height: self.store.lowest_height()?,
-            syncing: self.sync.is_some(),
+            syncing: self.sync.state() == SyncState::Syncing,
         });
-        if self.sync.is_none() {
-            // Tell peers at once (Soma's push): laggards learn the new height and sync.
-            let _ = self
-                .network
-                .publish(&GossipMessage::Finalized(block.clone()));
+        Ok(head)
+    }
+
+    /// Blocks the sync machine stored: consensus, the mempool and the announced head follow.
+    /// One block right where consensus stands goes through consensus as a finalized block
+    /// (keeping what it holds for the next height); a longer batch moves consensus to the new
+    /// tip at once (rebuilt from the store head, with what this validator signed).
+    fn after_sync_written(&mut self, written: Vec<Written>) {
+        if written.is_empty() {
+            return;
         }
-        tracing::debug!(height, hash = %head.hash, events = ids.len(), "block finalized");
+        self.sync_writing = true;
+        for Written { blocks } in written {
+            let single = blocks.len() == 1 && blocks[0].height() == self.consensus.height();
+            if single {
+                let block = blocks.into_iter().next().expect("one block");
+                let out = self
+                    .consensus
+                    .handle(Input::FinalizedFromPeer(Box::new(block)), now_ms());
+                self.apply(out);
+                continue;
+            }
+            for block in &blocks {
+                let ids: Vec<EventId> = block.block.events.iter().map(SignedEvent::id).collect();
+                self.mempool.remove_included(&ids);
+            }
+        }
+        self.sync_writing = false;
+        if let Err(e) = self.follow_store_head() {
+            tracing::error!(error = %e, "cannot move consensus to the synced head");
+        }
+    }
+
+    /// Rebuilds consensus on the store head if it is behind it.
+    fn follow_store_head(&mut self) -> Result<()> {
+        let head = self.announce_head()?;
+        let height = head.height as i64;
+        self.metrics.head_height.set(height);
+        self.metrics.finalized_height.set(height);
+        self.metrics.mempool_size.set(self.mempool.len() as i64);
+        if self.consensus.tip().height() >= head.height {
+            return Ok(());
+        }
+        let header = self
+            .store
+            .header(head.height)?
+            .context("head header missing")?
+            .header;
+        let tip = ChainTip::new(header, head.peaks).map_err(|e| anyhow::anyhow!("tip: {e}"))?;
+        let signed = self.consensus.sign_state().cloned();
+        let (consensus, first) = Consensus::new(
+            self.consensus_config.clone(),
+            &self.genesis,
+            self.validator_key.clone(),
+            tip,
+            signed,
+            now_ms(),
+        )
+        .map_err(|e| anyhow::anyhow!("consensus: {e}"))?;
+        self.consensus = consensus;
+        self.pending_events = None;
+        self.apply(first);
         self.retry_gossip();
         Ok(())
     }
@@ -728,24 +895,22 @@ impl NodeLoop {
         let peers = self.network.handshaken_peers().len();
         self.metrics.peers.set(peers as i64);
         self.metrics.mempool_size.set(self.mempool.len() as i64);
-        let best = self.network.peer_book().best_head().unwrap_or(0);
-        self.state = if self.sync.is_some() {
-            "syncing"
-        } else if peers == 0 {
+        let sync_state = self.sync.state();
+        self.state = if peers == 0 && sync_state != SyncState::Stopped {
             "connecting"
-        } else if best > head {
-            "determining"
         } else {
-            "synced"
+            sync_state.as_str()
         };
+        let sync_status = self.sync.status();
         self.status.send_modify(|s| {
             s.head_height = head;
             s.head_hash = self.consensus.tip().hash.to_hex();
             s.finalized_height = head;
             s.peers = peers;
             s.mempool = self.mempool.len();
-            s.syncing = self.sync.is_some();
+            s.syncing = sync_state == SyncState::Syncing;
             s.state = self.state.into();
+            s.sync = Some(sync_status);
         });
     }
 
@@ -830,15 +995,29 @@ impl NodeLoop {
             NetEvent::HandshakeDone { peer, info } => {
                 tracing::info!(%peer, height = info.head_height, "peer connected");
                 self.retry_gossip();
-                self.maybe_sync(peer, info.head_height);
+                // Its status comes after the handshake; until then its handshake's head (the
+                // lowest height it serves is not known yet: 0).
+                let status = match self.network.peer_book().status(&peer) {
+                    Some(known) => known.status.clone(),
+                    None => Status {
+                        head_height: info.head_height,
+                        head_hash: info.head_hash,
+                        mmr_root: crate::chain::Hash::ZERO,
+                        lowest_height: 0,
+                        syncing: false,
+                    },
+                };
+                let written = self.sync.peer_connected(peer, status, sync_ctx!(self));
+                self.after_sync_written(written);
             }
-            NetEvent::PeerStatus { peer, status } => self.maybe_sync(peer, status.head_height),
+            NetEvent::PeerStatus { peer, status } => {
+                let written = self.sync.peer_status(peer, status, sync_ctx!(self));
+                self.after_sync_written(written);
+            }
             NetEvent::Response { peer, id, result } => self.on_response(peer, id, result),
             NetEvent::PeerDisconnected { peer } | NetEvent::PeerBanned { peer, .. } => {
-                if self.sync.as_ref().is_some_and(|s| s.peer == peer) {
-                    self.sync = None;
-                    self.resume_sync();
-                }
+                let written = self.sync.peer_gone(peer, sync_ctx!(self));
+                self.after_sync_written(written);
             }
             NetEvent::HandshakeFailed { peer, reason } => {
                 tracing::warn!(%peer, %reason, "handshake failed");
@@ -876,12 +1055,14 @@ impl NodeLoop {
             }
             GossipMessage::Finalized(block) => {
                 let head = self.consensus.tip().height();
-                if block.height() == head + 1 {
-                    if !self.accept_finalized(block, publisher) {
-                        self.resume_sync();
-                    }
-                } else if block.height() > head + 1 {
-                    self.maybe_sync(relay, block.height());
+                if block.height() == head + 1 && !self.sync.is_catching_up() {
+                    // Following the head: consensus takes it (and the sync machine follows).
+                    self.accept_finalized(block, publisher);
+                } else {
+                    // Catching up, or ahead of us: the sync machine learns the relay's head
+                    // (and takes the block if it is next), or compares it with ours (a fork).
+                    let written = self.sync.gossip(relay, block, sync_ctx!(self));
+                    self.after_sync_written(written);
                 }
             }
         }
@@ -920,77 +1101,14 @@ impl NodeLoop {
         accepted
     }
 
-    fn maybe_sync(&mut self, peer: PeerId, peer_height: u64) {
-        if self.sync.is_some() || peer_height <= self.consensus.tip().height() {
-            return;
-        }
-        self.request_blocks(peer);
-    }
-
-    fn resume_sync(&mut self) {
-        let next = self.consensus.tip().height() + 1;
-        let best = self
-            .network
-            .sync_peers(next)
-            .into_iter()
-            .max_by_key(|(_, s)| s.head_height);
-        if let Some((peer, status)) = best {
-            if status.head_height >= next {
-                self.request_blocks(peer);
-            }
-        }
-    }
-
-    fn request_blocks(&mut self, peer: PeerId) {
-        let start = self.consensus.tip().height() + 1;
-        let request = Request::GetBlocks(GetBlocks {
-            start,
-            count: MAX_BLOCKS_PER_REQUEST,
-        });
-        match self.network.send_request(peer, request) {
-            Ok(id) => {
-                tracing::debug!(%peer, start, "requesting blocks");
-                self.sync = Some(SyncRequest { peer, id });
-            }
-            Err(e) => tracing::debug!(%peer, error = %e, "cannot request blocks"),
-        }
-    }
-
     fn on_response(
         &mut self,
         peer: PeerId,
         id: RequestId,
         result: Result<Response, crate::net::RequestFailure>,
     ) {
-        if self.sync.as_ref().map(|s| s.id) != Some(id) {
-            return;
-        }
-        self.sync = None;
-        let blocks = match result {
-            Ok(Response::Blocks(BlocksResponse::Blocks(blocks))) => blocks,
-            Ok(other) => {
-                tracing::debug!(%peer, response = ?other.as_error(), "block request refused");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "block request failed");
-                self.resume_sync();
-                return;
-            }
-        };
-        let received = blocks.len();
-        for block in blocks {
-            if block.height() <= self.consensus.tip().height() {
-                continue;
-            }
-            if !self.accept_finalized(block, Some(peer)) {
-                break;
-            }
-        }
-        let head = self.consensus.tip().height();
-        tracing::info!(%peer, received, head, "synced blocks");
-        if received > 0 {
-            self.maybe_sync(peer, head + 1);
+        if let Some(written) = self.sync.response(peer, id, result, sync_ctx!(self)) {
+            self.after_sync_written(written);
         }
     }
 }

@@ -1,0 +1,575 @@
+//! The node's side of block sync: drives the sans-I/O [`BlockSync`] machine over the real
+//! network and store.
+//!
+//! The node loop feeds it every event that matters to sync (peers handshaken, their statuses,
+//! disconnects and bans, responses and failures to its requests, gossiped finalized blocks,
+//! the time) and [`SyncDriver`] carries out what the machine asks: requests go out through the
+//! [`Network`] (their ids mapped both ways), verified blocks are appended to the store in one
+//! transaction per batch and acknowledged ([`Input::Written`], or [`Input::StoreHeight`] on
+//! [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
+//! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
+//! `/status`, the metrics and the CLI progress bar.
+//!
+//! The store head is the only resume point: the machine is built from it at start (and asks
+//! the peers met at once, so a node restarted in a quiet period catches up without new
+//! traffic), and built again from it whenever the head moves without the machine (consensus
+//! decided a block, or one came by gossip while synced) or a write failed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libp2p::PeerId;
+
+use super::api::SyncStatus;
+use super::metrics::Metrics;
+use crate::chain::{FinalizedBlock, Genesis};
+use crate::net::peers::Misbehaviour;
+use crate::net::{self, Network};
+use crate::protocol::limits::RateLimit;
+use crate::protocol::{Protocol, Request, Status};
+use crate::store::ChainStore;
+use crate::sync::{
+    Action, BlockSync, Fault, Input, RequestFailure, RequestId, SyncMetrics, SyncOptions, SyncState,
+};
+use crate::verify::TrustedState;
+
+/// The store meta key of the last [`crate::sync::ProgressRecord`] (JSON), for operators.
+pub const PROGRESS_META_KEY: &str = "sync:progress";
+
+/// What the node must do after the driver wrote blocks: the consensus tip, the mempool and the
+/// announced status follow the store.
+pub struct Written {
+    pub blocks: Vec<FinalizedBlock>,
+}
+
+/// The machine, the request-id map, and what is exported of it.
+pub struct SyncDriver {
+    machine: BlockSync<PeerId>,
+    options: SyncOptions,
+    genesis: Arc<Genesis>,
+    /// Our requests in flight: the machine's id and when it was sent.
+    requests: HashMap<net::RequestId, (RequestId, Instant)>,
+    /// Peers fed as connected to the current machine.
+    peers: BTreeMap<PeerId, ()>,
+    /// The machine's counters already added to the Prometheus counters.
+    exported: SyncMetrics,
+    /// A fork between finalized chains stopped sync: it is not restarted.
+    stopped: bool,
+    /// Requests held back so as not to exceed the peer's inbound rate limit, in order.
+    delayed: VecDeque<Delayed>,
+    pacer: Pacer,
+}
+
+/// A request waiting for the peer's rate limit.
+struct Delayed {
+    at: Instant,
+    peer: PeerId,
+    request_id: RequestId,
+    request: Request,
+}
+
+/// Our side of the peers' inbound rate limits (`protocol::limits::RateLimit`, GCRA): requests
+/// to one peer are spaced so it never refuses them as abusive (which costs score, and in the
+/// end a ban). A little slower than the limit, with a smaller burst, since requests can
+/// arrive closer together than they were sent.
+#[derive(Default)]
+struct Pacer {
+    /// The theoretical arrival time per (peer, protocol).
+    tat: HashMap<(PeerId, Protocol), Instant>,
+}
+
+impl Pacer {
+    fn limit(protocol: Protocol) -> (Duration, u32) {
+        let limit = RateLimit::default_for(protocol);
+        let interval = limit.refill_every + limit.refill_every / 10;
+        (interval, limit.burst.saturating_sub(3))
+    }
+
+    /// When a request to `peer` may go: now, or later.
+    fn when(&self, peer: PeerId, protocol: Protocol, now: Instant) -> Instant {
+        let (interval, burst) = Self::limit(protocol);
+        let tat = self
+            .tat
+            .get(&(peer, protocol))
+            .copied()
+            .unwrap_or(now)
+            .max(now);
+        let tolerance = interval * burst;
+        (tat.checked_sub(tolerance).unwrap_or(now)).max(now)
+    }
+
+    fn sent(&mut self, peer: PeerId, protocol: Protocol, now: Instant) {
+        let (interval, _) = Self::limit(protocol);
+        let tat = self.tat.entry((peer, protocol)).or_insert(now);
+        *tat = (*tat).max(now) + interval;
+    }
+
+    fn forget(&mut self, peer: &PeerId) {
+        self.tat.retain(|(p, _), _| p != peer);
+    }
+}
+
+impl SyncDriver {
+    /// A driver continuing from the store's head.
+    pub fn new(
+        store: &dyn ChainStore,
+        genesis: Arc<Genesis>,
+        options: SyncOptions,
+        now_ms: u64,
+    ) -> Result<SyncDriver> {
+        let machine = build_machine(store, &genesis, &options, now_ms)?;
+        if let Ok(Some(bytes)) = store.get_meta(PROGRESS_META_KEY) {
+            if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                tracing::info!(%record, "last sync progress record");
+            }
+        }
+        Ok(SyncDriver {
+            machine,
+            options,
+            genesis,
+            requests: HashMap::new(),
+            peers: BTreeMap::new(),
+            exported: SyncMetrics::default(),
+            stopped: false,
+            delayed: VecDeque::new(),
+            pacer: Pacer::default(),
+        })
+    }
+
+    pub fn state(&self) -> SyncState {
+        self.machine.state()
+    }
+
+    /// Downloading, or holding blocks not yet written: blocks come through the machine only.
+    pub fn is_catching_up(&self) -> bool {
+        self.machine.state() == SyncState::Syncing
+            || self.machine.requests_in_flight() > 0
+            || self.machine.buffered_blocks() > 0
+    }
+
+    /// The last block the machine verified (and handed to the store or batched).
+    pub fn applied_height(&self) -> u64 {
+        self.machine.applied_height()
+    }
+
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let delayed = self.delayed.iter().map(|d| d.at).min().map(|at| {
+            let wait = at.saturating_duration_since(Instant::now());
+            super::now_ms() + wait.as_millis() as u64 + 1
+        });
+        match (self.machine.next_deadline_ms(), delayed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn machine(&self) -> &BlockSync<PeerId> {
+        &self.machine
+    }
+
+    /// What `/status` shows of sync.
+    pub fn status(&self) -> SyncStatus {
+        let p = self.machine.progress();
+        SyncStatus {
+            state: p.state.as_str().into(),
+            mode: format!("{:?}", self.options.mode).to_lowercase(),
+            start: p.start,
+            current: p.current,
+            written: p.written,
+            target: p.target,
+            blocks_per_second: p.blocks_per_second,
+            eta_ms: p.eta_ms,
+            percent: p.percent,
+            peers: p.peers,
+            requests_in_flight: self.machine.requests_in_flight(),
+        }
+    }
+
+    /// Starts again from the store head (the head moved without the machine, or a write
+    /// failed): requests in flight are forgotten (their late answers ignored), connected
+    /// peers are fed again with their last status.
+    pub fn reanchor(&mut self, store: &dyn ChainStore, network: &Network, now_ms: u64) {
+        match build_machine(store, &self.genesis, &self.options, now_ms) {
+            Ok(machine) => {
+                self.machine = machine;
+                self.requests.clear();
+                self.delayed.clear();
+                self.peers.clear();
+                self.exported = SyncMetrics::default();
+                if self.stopped {
+                    return;
+                }
+                for peer in network.handshaken_peers() {
+                    if let Some(known) = network.peer_book().status(&peer) {
+                        let status = known.status.clone();
+                        self.peers.insert(peer, ());
+                        self.machine.feed(Input::PeerConnected {
+                            peer,
+                            status,
+                            trusted: false,
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot restart sync from the store head"),
+        }
+    }
+
+    /// A handshaken peer: `status` is its last known (or the head its handshake named).
+    pub fn peer_connected(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) -> Vec<Written> {
+        if self.peers.insert(peer, ()).is_some() {
+            return self.feed(Input::PeerStatus { peer, status }, ctx);
+        }
+        self.feed(
+            Input::PeerConnected {
+                peer,
+                status,
+                trusted: false,
+            },
+            ctx,
+        )
+    }
+
+    pub fn peer_status(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) -> Vec<Written> {
+        self.peer_connected(peer, status, ctx)
+    }
+
+    pub fn peer_gone(&mut self, peer: PeerId, ctx: Ctx<'_>) -> Vec<Written> {
+        self.pacer.forget(&peer);
+        if self.peers.remove(&peer).is_none() {
+            return Vec::new();
+        }
+        self.feed(Input::PeerDisconnected { peer }, ctx)
+    }
+
+    pub fn gossip(&mut self, relay: PeerId, block: FinalizedBlock, ctx: Ctx<'_>) -> Vec<Written> {
+        self.feed(
+            Input::Gossip {
+                peer: relay,
+                block: Box::new(block),
+            },
+            ctx,
+        )
+    }
+
+    /// The outcome of a network request: ours (fed to the machine, `Some`) or not (`None`).
+    pub fn response(
+        &mut self,
+        peer: PeerId,
+        id: net::RequestId,
+        result: Result<crate::protocol::Response, net::RequestFailure>,
+        ctx: Ctx<'_>,
+    ) -> Option<Vec<Written>> {
+        let (request_id, sent) = self.requests.remove(&id)?;
+        ctx.metrics
+            .sync_download_seconds
+            .observe(sent.elapsed().as_secs_f64());
+        let input = match result {
+            Ok(response) => Input::Response {
+                peer,
+                request_id,
+                response,
+            },
+            Err(failure) => Input::RequestFailed {
+                peer,
+                request_id,
+                reason: request_failure(failure),
+            },
+        };
+        Some(self.feed(input, ctx))
+    }
+
+    /// The clock: due at [`SyncDriver::next_deadline_ms`], harmless at any time.
+    pub fn tick(&mut self, ctx: Ctx<'_>) -> Vec<Written> {
+        let now_ms = super::now_ms();
+        self.feed(Input::Tick { now_ms }, ctx)
+    }
+
+    /// Feeds `input` (after the time) and carries out every action, including those that
+    /// follow from the driver's own answers (a failed send, a write acknowledgement).
+    fn feed(&mut self, input: Input<PeerId>, ctx: Ctx<'_>) -> Vec<Written> {
+        let mut written = Vec::new();
+        // Requests whose turn came.
+        let now = Instant::now();
+        let mut failed = Vec::new();
+        while let Some(i) = self.delayed.iter().position(|d| d.at <= now) {
+            let Some(d) = self.delayed.remove(i) else {
+                break;
+            };
+            failed.extend(self.send(d.peer, d.request_id, d.request, ctx.network));
+        }
+        let mut inputs = VecDeque::from([
+            Input::Tick {
+                now_ms: super::now_ms(),
+            },
+            input,
+        ]);
+        inputs.extend(failed);
+        while let Some(input) = inputs.pop_front() {
+            let verifying = matches!(input, Input::Response { .. } | Input::Gossip { .. });
+            let started = Instant::now();
+            self.machine.feed(input);
+            if verifying {
+                ctx.metrics
+                    .sync_validation_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            while let Some(action) = self.machine.next_action() {
+                self.carry_out(
+                    action,
+                    &mut inputs,
+                    &mut written,
+                    ctx.network,
+                    ctx.store,
+                    ctx.metrics,
+                );
+            }
+        }
+        self.export(ctx.metrics);
+        written
+    }
+
+    fn carry_out(
+        &mut self,
+        action: Action<PeerId>,
+        inputs: &mut VecDeque<Input<PeerId>>,
+        written: &mut Vec<Written>,
+        network: &mut Network,
+        store: &dyn ChainStore,
+        metrics: &Metrics,
+    ) {
+        match action {
+            Action::SendRequest {
+                peer,
+                request_id,
+                request,
+            } => {
+                let now = Instant::now();
+                let at = self.pacer.when(peer, request.protocol(), now);
+                if at > now {
+                    self.pacer.sent(peer, request.protocol(), at);
+                    self.delayed.push_back(Delayed {
+                        at,
+                        peer,
+                        request_id,
+                        request,
+                    });
+                } else {
+                    self.pacer.sent(peer, request.protocol(), now);
+                    if let Some(failed) = self.send(peer, request_id, request, network) {
+                        inputs.push_back(failed);
+                    }
+                }
+            }
+            Action::Write { blocks } => match write_batch(store, blocks, metrics) {
+                Ok(Some((up_to, blocks))) => {
+                    inputs.push_back(Input::Written { up_to });
+                    written.push(Written { blocks });
+                }
+                Ok(None) => {
+                    let height = store.head().ok().flatten().map_or(0, |h| h.height);
+                    inputs.push_back(Input::StoreHeight { height });
+                }
+                Err(e) => {
+                    // Not acknowledged: the machine asks for the store's height later, and
+                    // the node starts it again from the store head meanwhile.
+                    metrics.sync_errors.inc();
+                    tracing::error!(error = %e, "cannot store synced blocks");
+                }
+            },
+            Action::CheckStore => {
+                if let Ok(Some(head)) = store.head() {
+                    inputs.push_back(Input::StoreHeight {
+                        height: head.height,
+                    });
+                }
+            }
+            Action::ReportPeer { peer, fault } => {
+                tracing::warn!(%peer, %fault, "peer sent invalid blocks: banned");
+                let misbehaviour = match fault {
+                    Fault::Malformed(_) => Misbehaviour::Malformed,
+                    _ => Misbehaviour::Invalid,
+                };
+                network.report(peer, misbehaviour);
+                if !network.peer_book().is_banned(&peer, network.now()) {
+                    network.ban(peer);
+                }
+            }
+            Action::GiveUpPeer { peer, reason } => {
+                tracing::info!(%peer, ?reason, "sync gives up on a peer for now");
+                network.report(peer, Misbehaviour::Timeout);
+            }
+            Action::StateChanged { from, to } => {
+                tracing::info!(from = from.as_str(), to = to.as_str(), "sync state");
+            }
+            Action::Progress(progress) => {
+                if progress.state == SyncState::Syncing {
+                    tracing::info!(
+                        current = progress.current,
+                        target = progress.target,
+                        rate = format_args!("{:.0}/s", progress.blocks_per_second),
+                        percent = format_args!("{:.1}", progress.percent),
+                        peers = progress.peers,
+                        "syncing"
+                    );
+                }
+            }
+            Action::PersistProgress(record) => {
+                let stored = serde_json::to_vec(&record)
+                    .context("encoding the progress record")
+                    .and_then(|bytes| Ok(store.put_meta(PROGRESS_META_KEY, &bytes)?));
+                if let Err(e) = stored {
+                    tracing::warn!(error = %e, "sync progress record not stored");
+                }
+            }
+            Action::ForkDetected { evidence } => {
+                self.stopped = true;
+                tracing::error!(
+                    height = evidence.height,
+                    ours = %evidence.ours.header.hash(),
+                    theirs = %evidence.theirs.header.hash(),
+                    peer = %evidence.peer,
+                    "two finalized blocks at one height: sync stopped, an operator must decide"
+                );
+            }
+        }
+    }
+
+    /// Sends a request now; the failure to feed if it cannot be sent.
+    fn send(
+        &mut self,
+        peer: PeerId,
+        request_id: RequestId,
+        request: Request,
+        network: &mut Network,
+    ) -> Option<Input<PeerId>> {
+        match network.send_request(peer, request) {
+            Ok(id) => {
+                self.requests.insert(id, (request_id, Instant::now()));
+                None
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "sync request not sent");
+                Some(Input::RequestFailed {
+                    peer,
+                    request_id,
+                    reason: RequestFailure::Transport(e.to_string()),
+                })
+            }
+        }
+    }
+
+    /// Adds what the machine counted since the last call to the Prometheus metrics.
+    fn export(&mut self, metrics: &Metrics) {
+        let now = self.machine.metrics().clone();
+        let d = |new: u64, old: u64| new.saturating_sub(old);
+        let e = &self.exported;
+        metrics
+            .sync_downloaded_headers
+            .inc_by(d(now.downloaded_headers, e.downloaded_headers));
+        metrics
+            .sync_downloaded_bodies
+            .inc_by(d(now.downloaded_bodies, e.downloaded_bodies));
+        metrics
+            .sync_downloaded_bytes
+            .inc_by(d(now.downloaded_bytes, e.downloaded_bytes));
+        metrics
+            .sync_validated_blocks
+            .inc_by(d(now.validated_blocks, e.validated_blocks));
+        metrics
+            .sync_validation_errors
+            .inc_by(d(now.validation_errors, e.validation_errors));
+        metrics
+            .sync_written_blocks
+            .inc_by(d(now.written_blocks, e.written_blocks));
+        metrics.sync_reorgs.inc_by(d(now.reorgs, e.reorgs));
+        metrics
+            .sync_requests
+            .inc_by(d(now.requests_sent, e.requests_sent));
+        metrics
+            .sync_errors
+            .inc_by(d(now.request_failures, e.request_failures));
+        metrics.sync_timeouts.inc_by(d(now.timeouts, e.timeouts));
+        metrics
+            .sync_peers_reported
+            .inc_by(d(now.peers_reported, e.peers_reported));
+        self.exported = now;
+        let p = self.machine.progress();
+        metrics.sync_current_block.set(p.current as i64);
+        metrics.sync_target_block.set(p.target as i64);
+        metrics.sync_progress_percent.set(p.percent);
+        metrics.sync_blocks_per_second.set(p.blocks_per_second);
+        metrics.set_sync_state(p.state.as_str());
+    }
+}
+
+/// What the driver needs to carry out actions.
+pub struct Ctx<'a> {
+    pub network: &'a mut Network,
+    pub store: &'a dyn ChainStore,
+    pub metrics: &'a Metrics,
+}
+
+fn build_machine(
+    store: &dyn ChainStore,
+    genesis: &Genesis,
+    options: &SyncOptions,
+    now_ms: u64,
+) -> Result<BlockSync<PeerId>> {
+    let head = store.head()?.context("the store has no head")?;
+    let header = store
+        .header(head.height)?
+        .context("the store head's header is missing")?
+        .header;
+    let next_validators = Arc::new(genesis.validators_at(head.height + 1).clone());
+    let trusted = TrustedState {
+        hash: head.hash,
+        header,
+        next_validators,
+    };
+    BlockSync::new(trusted, options.clone(), now_ms).map_err(|e| anyhow::anyhow!("sync: {e}"))
+}
+
+/// Appends `blocks` in one transaction, without those the store already holds (written by
+/// consensus meanwhile; they must be the same blocks). Returns the new head and what was
+/// written; `None` if nothing was new.
+fn write_batch(
+    store: &dyn ChainStore,
+    mut blocks: Vec<FinalizedBlock>,
+    metrics: &Metrics,
+) -> Result<Option<(u64, Vec<FinalizedBlock>)>> {
+    let head = store.head()?.context("the store has no head")?;
+    if let Some(first) = blocks.first() {
+        if first.height() <= head.height {
+            let held = (head.height - first.height() + 1).min(blocks.len() as u64) as usize;
+            for b in &blocks[..held] {
+                let stored = store.header(b.height())?.map(|h| h.header.hash());
+                anyhow::ensure!(
+                    stored == Some(b.block.header.hash()),
+                    "synced block {} differs from the stored one",
+                    b.height()
+                );
+            }
+            blocks.drain(..held);
+        }
+    }
+    let Some(last) = blocks.last().map(FinalizedBlock::height) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    store.append(&blocks)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics.sync_write_seconds.observe(elapsed);
+    metrics.store_write_seconds.observe(elapsed);
+    Ok(Some((last, blocks)))
+}
+
+fn request_failure(failure: net::RequestFailure) -> RequestFailure {
+    match failure {
+        net::RequestFailure::Timeout => RequestFailure::Timeout,
+        net::RequestFailure::ConnectionClosed => RequestFailure::Disconnected,
+        other => RequestFailure::Transport(other.to_string()),
+    }
+}

@@ -1,0 +1,439 @@
+//! Full-node block sync end to end: nodes serving a generated chain (`node::gen_chain`) and a
+//! node catching up from them over loopback libp2p, in parallel, through the sync machine
+//! (`headway::sync`, driven by `node::sync_driver`). Every wait polls a condition with an
+//! upper bound, never a fixed time.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use headway::chain::Genesis;
+use headway::node::consensus::ConsensusConfig;
+use headway::node::dishonest::Dishonest;
+use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
+use headway::node::service::{self, NodeHandle, NodeParams};
+use headway::store::{ChainStore, RedbStore};
+use libp2p::Multiaddr;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+/// Upper bound of every wait: generous, so a loaded machine slows the tests down instead of
+/// failing them.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn init_logging() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        headway::node::init_logging(&filter);
+    }
+}
+
+/// A generated chain: its folder (with `chain.redb`) and genesis.
+struct Chain {
+    dir: TempDir,
+    genesis: Genesis,
+}
+
+fn generate(chain_id: &str, blocks: u64) -> Chain {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChainSpec::ending_now(chain_id, 4, blocks, 1_000);
+    gen_chain::generate(&spec, dir.path()).expect("chain generated");
+    let text = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+    Chain {
+        genesis: Genesis::from_json(&text).unwrap(),
+        dir,
+    }
+}
+
+impl Chain {
+    /// A copy of the chain's store in a new folder (before any node opened it, so each copy
+    /// gets its own node identity).
+    fn copy(&self) -> TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            self.dir.path().join("chain.redb"),
+            dir.path().join("chain.redb"),
+        )
+        .unwrap();
+        dir
+    }
+}
+
+fn any_port() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().unwrap()
+}
+
+async fn start(
+    genesis: &Genesis,
+    dir: &Path,
+    bootnodes: Vec<Multiaddr>,
+    dishonest: Option<Dishonest>,
+) -> NodeHandle {
+    service::start(NodeParams {
+        data_dir: dir.to_path_buf(),
+        genesis: genesis.clone(),
+        validator_key: None,
+        listen: vec![any_port()],
+        bootnodes,
+        http: None,
+        consensus: ConsensusConfig::default(),
+        block_interval_ms: 1_000,
+        www: None,
+        dishonest,
+    })
+    .await
+    .expect("node starts")
+}
+
+async fn wait_until(mut cond: impl FnMut() -> bool, timeout: Duration, what: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {}",
+            what()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The value of a metric line starting with `prefix` (`name{labels}`), 0 if absent.
+fn metric(node: &NodeHandle, prefix: &str) -> f64 {
+    node.metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn blocks_served(node: &NodeHandle) -> f64 {
+    metric(
+        node,
+        "headway_requests_total{protocol=\"/headway/1/blocks\",outcome=\"served\"}",
+    )
+}
+
+/// Head hash and MMR root of a store.
+fn head_of(store: &dyn ChainStore) -> (u64, String, String) {
+    let head = store.head().unwrap().unwrap();
+    (head.height, head.hash.to_hex(), head.peaks.root().to_hex())
+}
+
+async fn wait_synced(node: &NodeHandle, target: u64, timeout: Duration) {
+    let mut status = node.status.clone();
+    wait_until(
+        || {
+            let s = status.borrow_and_update();
+            s.head_height >= target && s.state == "synced"
+        },
+        timeout,
+        || format!("synced to {target}: {:?}", node.status.borrow()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_blocks_from_two_peers_in_parallel() {
+    init_logging();
+    const BLOCKS: u64 = 10_000;
+    let started = std::time::Instant::now();
+    let chain = generate("sync-two-peers", BLOCKS);
+    eprintln!("generated {BLOCKS} blocks in {:?}", started.elapsed());
+    let a_dir = chain.copy();
+    let a = start(&chain.genesis, a_dir.path(), Vec::new(), None).await;
+    let b = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let sync_dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let node = start(
+        &chain.genesis,
+        sync_dir.path(),
+        vec![a.listen[0].clone(), b.listen[0].clone()],
+        None,
+    )
+    .await;
+    wait_synced(&node, BLOCKS, LIMIT).await;
+    let took = started.elapsed();
+    eprintln!(
+        "synced {BLOCKS} blocks in {took:?} ({:.0} blocks/s)",
+        BLOCKS as f64 / took.as_secs_f64()
+    );
+    assert_eq!(head_of(&*node.store), head_of(&*a.store));
+    // Both peers served ranges: the sync ran in parallel.
+    let (served_a, served_b) = (blocks_served(&a), blocks_served(&b));
+    assert!(
+        served_a >= 1.0 && served_b >= 1.0,
+        "both peers serve: {served_a} and {served_b} block requests"
+    );
+    // Status and metrics show the run.
+    let status = node.status.borrow().clone();
+    let sync = status.sync.expect("sync status");
+    assert_eq!(
+        (sync.state.as_str(), sync.current, sync.target),
+        ("synced", BLOCKS, BLOCKS)
+    );
+    assert_eq!(sync.percent, 100.0);
+    assert_eq!(metric(&node, "headway_sync_current_block"), BLOCKS as f64);
+    assert_eq!(metric(&node, "headway_sync_target_block"), BLOCKS as f64);
+    assert_eq!(
+        metric(&node, "headway_sync_written_blocks_total"),
+        BLOCKS as f64
+    );
+    assert!(metric(&node, "headway_sync_downloaded_bodies_total") >= BLOCKS as f64);
+    assert_eq!(metric(&node, "headway_sync_validation_errors_total"), 0.0);
+    assert_eq!(
+        metric(&node, "headway_sync_state{kind=\"synced\"}"),
+        1.0,
+        "{}",
+        node.metrics.encode()
+    );
+    assert!(metric(&node, "headway_sync_write_seconds_count") >= 1.0);
+    // A progress record for operators.
+    let record = node
+        .store
+        .get_meta("sync:progress")
+        .unwrap()
+        .expect("record");
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert!(record["currentHeight"].as_u64().unwrap() > 0, "{record}");
+    node.stop().await.unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_bad_signatures_is_banned_and_sync_completes() {
+    init_logging();
+    const BLOCKS: u64 = 3_000;
+    let chain = generate("sync-liar", BLOCKS);
+    let liar_dir = chain.copy();
+    let liar = start(
+        &chain.genesis,
+        liar_dir.path(),
+        Vec::new(),
+        Some(Dishonest::BadSignature),
+    )
+    .await;
+    let honest = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let sync_dir = tempfile::tempdir().unwrap();
+    let node = start(
+        &chain.genesis,
+        sync_dir.path(),
+        vec![liar.listen[0].clone(), honest.listen[0].clone()],
+        None,
+    )
+    .await;
+    wait_synced(&node, BLOCKS, LIMIT).await;
+    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+    assert!(
+        blocks_served(&liar) >= 1.0,
+        "the liar was asked (and lied) at least once"
+    );
+    assert!(metric(&node, "headway_sync_peers_reported_total") >= 1.0);
+    assert!(metric(&node, "headway_sync_validation_errors_total") >= 1.0);
+    // Banned: disconnected, and it stays away.
+    let mut status = node.status.clone();
+    wait_until(
+        || status.borrow_and_update().peers == 1,
+        LIMIT,
+        || format!("only the honest peer left: {:?}", node.status.borrow()),
+    )
+    .await;
+    node.stop().await.unwrap();
+    liar.stop().await.unwrap();
+    honest.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_in_a_quiet_period_catches_up_at_once() {
+    init_logging();
+    const BLOCKS: u64 = 2_000;
+    const HELD: u64 = 700;
+    let chain = generate("sync-quiet", BLOCKS);
+    // The restarted node's store: the chain up to HELD, as if it went down there.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let source = RedbStore::open(chain.dir.path().join("chain.redb")).unwrap();
+        let store = service::open_store(dir.path(), &chain.genesis).unwrap();
+        let mut next = 1;
+        while next <= HELD {
+            let count = (HELD - next + 1).min(128) as u32;
+            let blocks = source.blocks(next, count).unwrap();
+            store.append(&blocks).unwrap();
+            next += blocks.len() as u64;
+        }
+    }
+    let server = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    // No block is produced from here on: nothing but the restart itself can start the sync.
+    let started = std::time::Instant::now();
+    let node = start(
+        &chain.genesis,
+        dir.path(),
+        vec![server.listen[0].clone()],
+        None,
+    )
+    .await;
+    assert_eq!(node.head_height(), HELD);
+    // Well within the status interval (30 s): it does not wait for a peer's next status.
+    wait_synced(&node, BLOCKS, Duration::from_secs(20)).await;
+    eprintln!(
+        "caught up {} blocks in {:?}",
+        BLOCKS - HELD,
+        started.elapsed()
+    );
+    assert_eq!(head_of(&*node.store), head_of(&*server.store));
+    let sync = node.status.borrow().sync.clone().unwrap();
+    assert_eq!(sync.start, HELD, "resumed from the store head");
+    node.stop().await.unwrap();
+    server.stop().await.unwrap();
+}
+
+// ---- the real binary, killed mid-sync ------------------------------------------------------
+
+/// A running `headway node` process.
+struct Process {
+    child: Child,
+    http: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn status_of(p: &Process) -> Option<serde_json::Value> {
+    serde_json::from_str(&http_get(p.http, "/status")?).ok()
+}
+
+fn spawn_node(genesis: &Path, data_dir: &Path, bootnodes: &[Multiaddr], log: PathBuf) -> Process {
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let out = std::fs::File::create(&log).unwrap();
+    let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
+    let child = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("node")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--listen")
+        .arg("/ip4/127.0.0.1/tcp/0")
+        .arg("--bootnode")
+        .arg(bootnodes.join(","))
+        .arg("--http")
+        .arg(http.to_string())
+        .env("HEADWAY_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("headway node starts");
+    Process { child, http, log }
+}
+
+fn head_of_process(p: &Process) -> Option<(u64, String)> {
+    let s = status_of(p)?;
+    Some((s["head_height"].as_u64()?, s["state"].as_str()?.to_string()))
+}
+
+async fn wait_process(p: &Process, what: &str, mut cond: impl FnMut(u64, &str) -> bool) -> u64 {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if let Some((height, state)) = head_of_process(p) {
+            if cond(height, &state) {
+                return height;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; log:\n{}",
+            std::fs::read_to_string(&p.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_sync_resumes_from_its_store_and_finishes_identically() {
+    init_logging();
+    const BLOCKS: u64 = 10_000;
+    let chain = generate("sync-kill", BLOCKS);
+    let a_dir = chain.copy();
+    let a = start(&chain.genesis, a_dir.path(), Vec::new(), None).await;
+    let b = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let peers = vec![a.listen[0].clone(), b.listen[0].clone()];
+    let work = tempfile::tempdir().unwrap();
+    let genesis = work.path().join("genesis.json");
+    std::fs::write(&genesis, chain.genesis.to_json()).unwrap();
+    let data = work.path().join("data");
+
+    let first = spawn_node(&genesis, &data, &peers, work.path().join("first.log"));
+    let at_kill = wait_process(&first, "some blocks are written", |h, _| h >= 1_000).await;
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    eprintln!("killed at height >= {at_kill}");
+
+    // What was durably written is a consistent prefix of the chain.
+    let stored = {
+        let store = RedbStore::open(data.join("chain.redb")).unwrap();
+        let (height, hash, _) = head_of(&store);
+        assert_eq!(
+            Some(hash),
+            a.store
+                .header(height)
+                .unwrap()
+                .map(|h| h.header.hash().to_hex()),
+            "the stored head is the chain's block at its height"
+        );
+        height
+    };
+    assert!(
+        stored >= at_kill,
+        "{stored} < {at_kill}: a reported height was lost"
+    );
+
+    let second = spawn_node(&genesis, &data, &peers, work.path().join("second.log"));
+    wait_process(&second, "synced again", |h, s| h >= BLOCKS && s == "synced").await;
+    let status = status_of(&second).unwrap();
+    assert_eq!(
+        status["sync"]["start"].as_u64(),
+        Some(stored),
+        "resumed from the store head: {status}"
+    );
+    let mut second = second;
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    let store = RedbStore::open(data.join("chain.redb")).unwrap();
+    assert_eq!(head_of(&store), head_of(&*a.store));
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
