@@ -60,37 +60,6 @@ else
     "the wasm is not post-optimised"
 fi
 
-version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
-if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wb_version"; then
-  echo "wasm-bindgen $wb_version is needed (the Cargo.lock version):" \
-    "cargo install wasm-bindgen-cli --version $wb_version" >&2
-  exit 1
-fi
-
-step "cargo build --lib --target wasm32-unknown-unknown --profile $profile"
-cargo build --lib --target wasm32-unknown-unknown --profile "$profile"
-wasm="target/wasm32-unknown-unknown/$profile/headway.wasm"
-
-step "wasm-bindgen --target web"
-rm -rf "$out/headway.js" "$out/headway.d.ts" "$out/headway_bg.wasm" "$out/headway_bg.wasm.d.ts" \
-  "$out/snippets" "$out/package.json"
-wasm-bindgen --target web --out-dir "$out" --out-name headway "$wasm"
-bindgen_bytes=$(stat -c %s "$out/headway_bg.wasm")
-
-if command -v wasm-opt >/dev/null; then
-  # -Oz on top of LLVM's output: the curve crates were already compiled at opt-level 3, and
-  # wasm-opt does not undo their inlining. The features are the ones rustc's wasm32 target
-  # emits by default; wasm-opt must be told, or it refuses the module.
-  step "wasm-opt -Oz ($(wasm-opt --version))"
-  wasm-opt -Oz \
-    --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-reference-types --enable-multivalue \
-    "$out/headway_bg.wasm" -o "$out/headway_bg.wasm.opt"
-  mv "$out/headway_bg.wasm.opt" "$out/headway_bg.wasm"
-else
-  echo "notice: wasm-opt not found (Debian package 'binaryen'); the wasm is not post-optimised"
-fi
-
 version=$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)
 sed "s/@VERSION@/$version/" "$out/package.template.json" > "$out/package.json"
 

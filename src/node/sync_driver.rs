@@ -402,7 +402,14 @@ impl SyncDriver {
                 network.report(peer, Misbehaviour::Timeout);
             }
             Action::StateChanged { from, to } => {
-                tracing::info!(from = from.as_str(), to = to.as_str(), "sync state");
+                // The machine is rebuilt from the store head whenever consensus or gossip
+                // moves it (every block on a following node), passing through `determining`:
+                // those hops are routine, the rest is news for the operator.
+                if from == SyncState::Determining || to == SyncState::Determining {
+                    tracing::debug!(from = from.as_str(), to = to.as_str(), "sync state");
+                } else {
+                    tracing::info!(from = from.as_str(), to = to.as_str(), "sync state");
+                }
             }
             Action::Progress(progress) => {
                 if progress.state == SyncState::Syncing {
