@@ -23,9 +23,9 @@ t=$SECONDS
 timing "npm ci" "$t"
 
 step "npm package (scripts/build-pkg.sh, wasm-opt from binaryen 132)"
-# Debian 12's wasm-opt 108 breaks the module (see scripts/devnet.sh): use e2e's binaryen.
+# build-pkg.sh takes wasm-opt from e2e's binaryen 132 (Debian's 108 breaks the module).
 t=$SECONDS
-PATH="$PWD/e2e/node_modules/.bin:$PATH" MAX_GZIP_KIB="${MAX_GZIP_KIB:-740}" scripts/build-pkg.sh
+MAX_GZIP_KIB="${MAX_GZIP_KIB:-740}" scripts/build-pkg.sh
 timing "build-pkg" "$t"
 
 step "tsc --noEmit e2e/example.ts against pkg/headway.d.ts"

@@ -21,7 +21,6 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{self, Either};
 use futures::StreamExt;
-use libp2p::multiaddr::Protocol as AddrProtocol;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
@@ -34,8 +33,8 @@ use crate::light::{
     VerifiedHeader,
 };
 use crate::net::{
-    keypair_from_seed, transport, NetEvent, Network, NetworkConfig, RequestFailure as NetFailure,
-    RequestId as NetRequestId,
+    keypair_from_seed, peer_of, transport, NetEvent, Network, NetworkConfig,
+    RequestFailure as NetFailure, RequestId as NetRequestId,
 };
 use crate::platform::{self, Instant};
 use crate::proof::VerifiedEvent;
@@ -977,14 +976,6 @@ pub fn redial_delay(failures: u32) -> Duration {
 fn store_error<S: HeaderStore>(e: &S::Error) -> ClientError {
     let failure: StoreFailure = S::failure(e);
     ClientError::new(failure.into(), format!("store: {e}"))
-}
-
-/// The peer id an address ends in.
-pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        AddrProtocol::P2p(peer) => Some(peer),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

@@ -427,11 +427,7 @@ impl Network {
 
     /// Dials `addr` (with `/p2p/<peer id>` the peer's identity is checked).
     pub fn dial(&mut self, addr: Multiaddr) -> Result<(), NetError> {
-        let peer = addr.iter().find_map(|p| match p {
-            AddrProtocol::P2p(peer) => Some(peer),
-            _ => None,
-        });
-        let opts = match peer {
+        let opts = match peer_of(&addr) {
             Some(peer) => {
                 if self.book.is_banned(&peer, self.now()) {
                     return Err(NetError::Dial {
@@ -610,6 +606,14 @@ fn signing_key(keypair: &Keypair) -> Result<SigningKey, NetError> {
         return Err(NetError::Key("public key does not match the secret".into()));
     }
     Ok(key)
+}
+
+/// The peer id an address ends in (`/p2p/<peer id>`).
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        AddrProtocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
 }
 
 /// Whether `key` is the ed25519 key behind `peer`.
