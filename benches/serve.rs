@@ -666,6 +666,7 @@ fn main() -> Result<()> {
         block_interval_ms: 1_000,
         www: None,
         dishonest: None,
+        warp_from: None,
     })))??;
     anyhow::ensure!(
         node.head_height() == p.blocks - 1,

@@ -69,6 +69,7 @@ async fn serve(chain: &Chain, listen: Multiaddr, dishonest: Option<Dishonest>) -
         block_interval_ms: 1_000,
         www: None,
         dishonest,
+        warp_from: None,
     })
     .await
     .expect("node starts")
@@ -126,6 +127,9 @@ async fn dishonest_peer_is_dropped(mode: Dishonest) {
                 "{mode:?}: the liar's headers were accepted up to {verified}"
             );
         }
+        Dishonest::ForgedSnapshot => {
+            panic!("light clients fetch no snapshots: this mode is tested in node_sync.rs")
+        }
         Dishonest::ForgedProof => {
             // Its headers are honest: the client syncs from it alone.
             client
@@ -146,6 +150,7 @@ async fn dishonest_peer_is_dropped(mode: Dishonest) {
             assert_eq!(status.verified_hash, Some(fixture.head_hash));
             assert_eq!(status.fork_height, None);
         }
+        Dishonest::ForgedSnapshot => unreachable!("refused above"),
         Dishonest::ForgedProof => {
             client
                 .run_until(|s| s.peers == 2, LIMIT)

@@ -68,6 +68,7 @@ fn params(
         block_interval_ms: BLOCK_INTERVAL_MS,
         www: None,
         dishonest: None,
+        warp_from: None,
     }
 }
 

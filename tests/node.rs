@@ -120,6 +120,7 @@ fn params(
         block_interval_ms: BLOCK_INTERVAL_MS,
         www: None,
         dishonest: None,
+        warp_from: None,
     }
 }
 
@@ -428,6 +429,71 @@ async fn a_restarted_node_resumes_and_catches_up() {
     let target = cluster.max_head() + 3;
     cluster.wait_all(target).await;
     cluster.assert_agree(target);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_warp_synced_to_a_checkpoint_follows_the_live_chain() {
+    let keys = testkit::keys(40, 4);
+    let cluster = Cluster::start(genesis("node-warp", &keys, BTreeMap::new()), &keys, 0).await;
+    cluster.wait_all(12).await;
+    const AT: u64 = 10;
+    let validator = cluster.node(0);
+    let header = validator.store.header(AT).unwrap().unwrap().header;
+    let checkpoint =
+        Checkpoint::for_header(&header, cluster.genesis.validators_at(AT + 1).clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bootnodes = cluster.running().map(|n| n.listen[0].clone()).collect();
+    let node = tokio::time::timeout(
+        LIMIT,
+        service::start(NodeParams {
+            warp_from: Some(checkpoint.clone()),
+            ..params(&cluster.genesis, dir.path(), None, bootnodes)
+        }),
+    )
+    .await
+    .expect("warp sync finishes")
+    .expect("node starts");
+    // It started at the checkpoint: nothing below it, the checkpoint's block at it.
+    assert!(node.store.header(AT - 1).unwrap().is_none());
+    assert_eq!(
+        node.store.header(AT).unwrap().unwrap().header.hash(),
+        checkpoint.block_hash
+    );
+    // It catches up, then keeps following blocks finalized after it joined.
+    let joined_at = cluster.max_head();
+    let target = joined_at + 5;
+    wait_until(
+        || node.head_height() >= target,
+        LIMIT,
+        || {
+            format!(
+                "the warp-synced node follows to {target}: at {}, {}",
+                node.head_height(),
+                cluster.heads()
+            )
+        },
+    )
+    .await;
+    let height = node.head_height();
+    cluster.wait_all(height).await;
+    for h in AT..=height {
+        assert_eq!(
+            node.store.header(h).unwrap().map(|t| t.header.hash()),
+            validator.store.header(h).unwrap().map(|t| t.header.hash()),
+            "height {h}"
+        );
+    }
+    // Its headers verify from the checkpoint alone.
+    let trusted = TrustedState::from_checkpoint(&checkpoint, header).unwrap();
+    let headers = node.store.headers(AT + 1, (height - AT) as u32).unwrap();
+    verify_from(&trusted, &headers);
+    // Its MMR is the chain's: the same root as the validator's at the same height.
+    assert_eq!(
+        headway::store::mmr_root_at(&*node.store, height + 1).unwrap(),
+        headway::store::mmr_root_at(&*validator.store, height + 1).unwrap()
+    );
+    node.stop().await.unwrap();
     cluster.shutdown().await;
 }
 

@@ -63,6 +63,8 @@ impl Setup {
             tls_private_key: None,
             addr_file: None,
             dishonest: None,
+            warp_checkpoint: None,
+            sync_mode: Default::default(),
         };
         std::fs::write(dir.path().join("node.toml"), config.to_toml()).unwrap();
         Setup { dir, genesis }

@@ -48,6 +48,7 @@ fn params(genesis: &Genesis, dir: &Path, key: SigningKey, bootnodes: Vec<Multiad
         block_interval_ms: 100,
         www: None,
         dishonest: None,
+        warp_from: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use headway::chain::Genesis;
+use headway::chain::{Checkpoint, Genesis};
 use headway::node::consensus::ConsensusConfig;
 use headway::node::dishonest::Dishonest;
 use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
@@ -71,7 +71,18 @@ async fn start(
     bootnodes: Vec<Multiaddr>,
     dishonest: Option<Dishonest>,
 ) -> NodeHandle {
-    service::start(NodeParams {
+    service::start(params(genesis, dir, bootnodes, dishonest))
+        .await
+        .expect("node starts")
+}
+
+fn params(
+    genesis: &Genesis,
+    dir: &Path,
+    bootnodes: Vec<Multiaddr>,
+    dishonest: Option<Dishonest>,
+) -> NodeParams {
+    NodeParams {
         data_dir: dir.to_path_buf(),
         genesis: genesis.clone(),
         validator_key: None,
@@ -82,9 +93,8 @@ async fn start(
         block_interval_ms: 1_000,
         www: None,
         dishonest,
-    })
-    .await
-    .expect("node starts")
+        warp_from: None,
+    }
 }
 
 async fn wait_until(mut cond: impl FnMut() -> bool, timeout: Duration, what: impl Fn() -> String) {
@@ -256,7 +266,7 @@ async fn a_node_restarted_in_a_quiet_period_catches_up_at_once() {
     let dir = tempfile::tempdir().unwrap();
     {
         let source = RedbStore::open(chain.dir.path().join("chain.redb")).unwrap();
-        let store = service::open_store(dir.path(), &chain.genesis).unwrap();
+        let store = service::open_store(dir.path(), &chain.genesis, None).unwrap();
         let mut next = 1;
         while next <= HELD {
             let count = (HELD - next + 1).min(128) as u32;
@@ -288,6 +298,200 @@ async fn a_node_restarted_in_a_quiet_period_catches_up_at_once() {
     assert_eq!(sync.start, HELD, "resumed from the store head");
     node.stop().await.unwrap();
     server.stop().await.unwrap();
+}
+
+/// A generated chain of `blocks` blocks with this genesis time (chains of one id and time
+/// share their prefix: the generator's keys and events are fixed).
+fn generate_at(chain_id: &str, blocks: u64, genesis_time_ms: u64) -> Chain {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChainSpec {
+        genesis_time_ms,
+        ..ChainSpec::ending_now(chain_id, 4, blocks, 1_000)
+    };
+    gen_chain::generate(&spec, dir.path()).expect("chain generated");
+    let text = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+    Chain {
+        genesis: Genesis::from_json(&text).unwrap(),
+        dir,
+    }
+}
+
+fn snapshots_served(node: &NodeHandle) -> f64 {
+    metric(
+        node,
+        "headway_requests_total{protocol=\"/headway/1/snapshot\",outcome=\"served\"}",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warp_sync_starts_at_a_checkpoint_refuses_a_forged_snapshot_and_syncs_the_rest() {
+    init_logging();
+    const BLOCKS: u64 = 1_200;
+    const HONEST_HEAD: u64 = 1_150;
+    const AT: u64 = 1_050; // after the hand-over at 1,000
+    let time = headway::node::now_ms().saturating_sub((BLOCKS + 1) * 1_000);
+    let long = generate_at("sync-warp", BLOCKS, time);
+    let short = generate_at("sync-warp", HONEST_HEAD, time);
+    assert_eq!(long.genesis, short.genesis);
+    let genesis = long.genesis.clone();
+    let liar = start(
+        &genesis,
+        long.dir.path(),
+        Vec::new(),
+        Some(Dishonest::ForgedSnapshot),
+    )
+    .await;
+    let honest = start(&genesis, short.dir.path(), Vec::new(), None).await;
+    let header = honest.store.header(AT).unwrap().unwrap().header;
+    let checkpoint =
+        Checkpoint::for_header(&header, genesis.validators_at(AT + 1).clone()).unwrap();
+
+    // Alone with the liar: its snapshot is refused, it is banned, and nothing is installed.
+    let lone_dir = tempfile::tempdir().unwrap();
+    let lone = tokio::spawn(service::start(NodeParams {
+        warp_from: Some(checkpoint.clone()),
+        ..params(
+            &genesis,
+            lone_dir.path(),
+            vec![liar.listen[0].clone()],
+            None,
+        )
+    }));
+    let mut liar_status = liar.status.clone();
+    wait_until(
+        || snapshots_served(&liar) >= 1.0 && liar_status.borrow_and_update().peers == 0,
+        LIMIT,
+        || {
+            format!(
+                "the liar served a snapshot and was dropped: {} served, {:?}",
+                snapshots_served(&liar),
+                liar.status.borrow()
+            )
+        },
+    )
+    .await;
+    assert!(!lone.is_finished(), "no node starts on a forged snapshot");
+    lone.abort();
+    let _ = lone.await;
+
+    // With an honest peer too: the snapshot is checked against the checkpoint, then the
+    // blocks after it are synced; nothing below the checkpoint is ever fetched.
+    let dir = tempfile::tempdir().unwrap();
+    let node = tokio::time::timeout(
+        LIMIT,
+        service::start(NodeParams {
+            warp_from: Some(checkpoint.clone()),
+            ..params(
+                &genesis,
+                dir.path(),
+                vec![liar.listen[0].clone(), honest.listen[0].clone()],
+                None,
+            )
+        }),
+    )
+    .await
+    .expect("warp sync finishes")
+    .expect("node starts");
+    wait_synced(&node, HONEST_HEAD, LIMIT).await;
+    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+    assert_eq!(node.store.lowest_height().unwrap(), AT + 1);
+    assert!(node.store.header(AT - 1).unwrap().is_none());
+    assert_eq!(
+        node.store.header(AT).unwrap().unwrap().header.hash(),
+        checkpoint.block_hash
+    );
+    assert_eq!(
+        metric(&node, "headway_sync_written_blocks_total"),
+        (HONEST_HEAD - AT) as f64,
+        "only the blocks after the checkpoint were downloaded"
+    );
+    let sync = node.status.borrow().sync.clone().unwrap();
+    assert_eq!(sync.start, AT);
+    node.stop().await.unwrap();
+
+    // Restarted with the same checkpoint, it resumes from its store (no second snapshot), and
+    // a checkpoint the store contradicts is refused before anything starts.
+    let served_before = snapshots_served(&honest);
+    let node = start(&genesis, dir.path(), vec![honest.listen[0].clone()], None).await;
+    assert_eq!(node.head_height(), HONEST_HEAD);
+    node.stop().await.unwrap();
+    assert_eq!(snapshots_served(&honest), served_before);
+    let other = honest.store.header(AT + 1).unwrap().unwrap().header;
+    let mut wrong = checkpoint.clone();
+    wrong.block_hash = other.hash();
+    let refused = service::start(NodeParams {
+        warp_from: Some(wrong),
+        ..params(&genesis, dir.path(), Vec::new(), None)
+    })
+    .await;
+    let err = refused
+        .err()
+        .expect("a contradicting checkpoint is refused");
+    assert!(
+        format!("{err:#}").contains("warp checkpoint names"),
+        "{err:#}"
+    );
+    liar.stop().await.unwrap();
+    honest.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_warp_checkpoint_of_another_chain_or_schedule_is_refused_at_start() {
+    let chain = generate("sync-warp-config", 10);
+    let header = chain.genesis.block().block.header;
+    let good = Checkpoint::for_header(&header, chain.genesis.validators_at(1).clone()).unwrap();
+    let mut other_chain = good.clone();
+    other_chain.chain_id = headway::chain::ChainId::new("another-chain").unwrap();
+    let mut other_set = good.clone();
+    other_set.validators = headway::testkit::validator_set(&headway::testkit::keys(50, 3));
+    for (bad, expected) in [(other_chain, "is for chain"), (other_set, "validator set")] {
+        let dir = tempfile::tempdir().unwrap();
+        let err = service::start(NodeParams {
+            warp_from: Some(bad),
+            ..params(&chain.genesis, dir.path(), Vec::new(), None)
+        })
+        .await
+        .err()
+        .expect("refused");
+        assert!(format!("{err:#}").contains(expected), "{err:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dials_its_bootnode_again_when_it_comes_back() {
+    init_logging();
+    let chain = generate("sync-redial", 50);
+    let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port())
+        .parse()
+        .unwrap();
+    let serve = || {
+        service::start(NodeParams {
+            listen: vec![listen.clone()],
+            ..params(&chain.genesis, chain.dir.path(), Vec::new(), None)
+        })
+    };
+    let a = serve().await.expect("bootnode starts");
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(&chain.genesis, dir.path(), vec![a.listen[0].clone()], None).await;
+    wait_synced(&node, 50, LIMIT).await;
+    a.stop().await.unwrap();
+    let mut status = node.status.clone();
+    wait_until(
+        || status.borrow_and_update().peers == 0,
+        LIMIT,
+        || format!("the bootnode is gone: {:?}", node.status.borrow()),
+    )
+    .await;
+    // Same store (same peer id), same address: the node finds it again by itself.
+    let a = serve().await.expect("bootnode restarts");
+    wait_until(
+        || status.borrow_and_update().peers == 1,
+        LIMIT,
+        || format!("the bootnode is back: {:?}", node.status.borrow()),
+    )
+    .await;
+    node.stop().await.unwrap();
+    a.stop().await.unwrap();
 }
 
 // ---- the real binary, killed mid-sync ------------------------------------------------------

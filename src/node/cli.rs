@@ -198,6 +198,13 @@ struct NodeArgs {
     /// Test only: serve tampered answers (bad-signature, wrong-parent, forged-proof).
     #[arg(long, value_enum, hide = true)]
     dishonest: Option<super::dishonest::Dishonest>,
+    /// Warp sync: with an empty data dir, start from this checkpoint's snapshot (checkpoint
+    /// text or JSON, or @FILE) instead of syncing every block from genesis.
+    #[arg(long, env = "HEADWAY_WARP_CHECKPOINT")]
+    warp_checkpoint: Option<String>,
+    /// Block sync mode: fast (whole blocks) or header-first (headers, then bodies).
+    #[arg(long, value_enum, env = "HEADWAY_SYNC_MODE")]
+    sync_mode: Option<super::config::SyncModeSetting>,
 }
 
 #[derive(Args)]
@@ -284,6 +291,8 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
             tls_private_key: None,
             addr_file: None,
             dishonest: None,
+            warp_checkpoint: None,
+            sync_mode: Default::default(),
         },
     };
     if let Some(d) = args.data_dir {
@@ -315,6 +324,12 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
     }
     if args.dishonest.is_some() {
         config.dishonest = args.dishonest;
+    }
+    if args.warp_checkpoint.is_some() {
+        config.warp_checkpoint = args.warp_checkpoint;
+    }
+    if let Some(mode) = args.sync_mode {
+        config.sync_mode = mode;
     }
     Ok(config)
 }

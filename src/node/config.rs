@@ -47,6 +47,33 @@ pub struct NodeConfig {
     /// Test only: tamper with served answers (see `node::dishonest`); never set it otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dishonest: Option<super::dishonest::Dishonest>,
+    /// Warp sync: a checkpoint (its one-line text or JSON, or `@FILE` to read one) at which a
+    /// node with an empty data directory starts its chain, from a snapshot fetched from peers
+    /// and checked against it, instead of downloading every block from genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warp_checkpoint: Option<String>,
+    /// How block sync fetches blocks: `fast` (whole blocks, one pass) or `header-first`
+    /// (headers verified first, then bodies checked against them).
+    #[serde(default)]
+    pub sync_mode: SyncModeSetting,
+}
+
+/// The `sync_mode` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncModeSetting {
+    #[default]
+    Fast,
+    HeaderFirst,
+}
+
+impl From<SyncModeSetting> for crate::sync::SyncMode {
+    fn from(s: SyncModeSetting) -> Self {
+        match s {
+            SyncModeSetting::Fast => crate::sync::SyncMode::Fast,
+            SyncModeSetting::HeaderFirst => crate::sync::SyncMode::HeaderFirst,
+        }
+    }
 }
 
 /// Consensus timeouts in milliseconds; a round `r` waits `base + r × delta`.
@@ -86,6 +113,13 @@ pub enum ConfigError {
     Address { addr: String, message: String },
     #[error("invalid validator key {path}: {message}")]
     Key { path: PathBuf, message: String },
+    #[error("cannot read the warp checkpoint file {path}: {error}")]
+    CheckpointRead {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("invalid warp checkpoint: {0}")]
+    Checkpoint(#[from] crate::chain::CheckpointError),
     #[error("tls_certificate and tls_private_key go together: {missing} is missing")]
     TlsIncomplete { missing: &'static str },
     // Not `source` fields: the message already says why, and `{:#}` would say it twice.
@@ -120,6 +154,24 @@ impl NodeConfig {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The warp checkpoint, if configured: parsed from the setting, or from the file it names
+    /// after `@`.
+    pub fn warp_checkpoint(&self) -> Result<Option<crate::chain::Checkpoint>, ConfigError> {
+        let Some(setting) = &self.warp_checkpoint else {
+            return Ok(None);
+        };
+        let text = match setting.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|error| ConfigError::CheckpointRead {
+                    path: path.into(),
+                    error,
+                })?
+            }
+            None => setting.clone(),
+        };
+        Ok(Some(crate::chain::Checkpoint::parse(text.trim())?))
     }
 
     /// Reads and checks the `/tls/ws` certificate and key, if configured: both files must be
@@ -185,6 +237,8 @@ mod tests {
             tls_private_key: Some("key.pem".into()),
             addr_file: Some("addrs.txt".into()),
             dishonest: Some(super::super::dishonest::Dishonest::WrongParent),
+            warp_checkpoint: Some("@checkpoint.txt".into()),
+            sync_mode: SyncModeSetting::HeaderFirst,
         };
         assert_eq!(NodeConfig::parse(&c.to_toml()).unwrap(), c);
     }
@@ -214,6 +268,35 @@ mod tests {
             Err(ConfigError::TlsIncomplete {
                 missing: "tls_certificate"
             })
+        ));
+    }
+
+    #[test]
+    fn sync_mode_parses_and_rejects_unknown_modes() {
+        let c = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\n").unwrap();
+        assert_eq!(c.sync_mode, SyncModeSetting::Fast);
+        let c =
+            NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\nsync_mode = \"header-first\"\n")
+                .unwrap();
+        assert_eq!(c.sync_mode, SyncModeSetting::HeaderFirst);
+        assert!(
+            NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\nsync_mode = \"warp\"\n").is_err()
+        );
+    }
+
+    #[test]
+    fn warp_checkpoint_errors_are_typed() {
+        let mut c = NodeConfig::parse("data_dir = \"d\"\ngenesis = \"g\"\n").unwrap();
+        assert_eq!(c.warp_checkpoint().unwrap(), None);
+        c.warp_checkpoint = Some("headway1:not-a-checkpoint".into());
+        assert!(matches!(
+            c.warp_checkpoint(),
+            Err(ConfigError::Checkpoint(_))
+        ));
+        c.warp_checkpoint = Some("@/nonexistent/checkpoint.txt".into());
+        assert!(matches!(
+            c.warp_checkpoint(),
+            Err(ConfigError::CheckpointRead { .. })
         ));
     }
 

@@ -171,6 +171,7 @@ pub async fn start(options: &DevnetOptions) -> Result<Devnet> {
         block_interval_ms: options.block_interval_ms,
         www: options.www.clone(),
         dishonest: None,
+        warp_from: None,
     };
 
     let mut validators: Vec<NodeHandle> = Vec::new();

@@ -8,10 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{BlockHeader, Commit, Hash};
+use crate::chain::{BlockHeader, Commit, Decode, Hash};
+use crate::proof::MmrPeaks;
 use crate::protocol::blocks::BlocksResponse;
 use crate::protocol::headers::HeadersResponse;
 use crate::protocol::proof::ProofResponse;
+use crate::protocol::snapshot::{Snapshot, SnapshotChunk, SnapshotResponse};
 use crate::protocol::Response;
 
 /// How a dishonest node lies.
@@ -32,6 +34,10 @@ pub enum Dishonest {
     /// its Merkle path; a proof with neither (the only event of the trusted block) gets its
     /// block's events root flipped instead, so every served proof is wrong.
     ForgedProof,
+    /// Every warp-sync snapshot is forged: a one-chunk snapshot is decoded, its first MMR peak
+    /// flipped, and encoded again with a matching snapshot hash, so only the check against
+    /// the trusted header can catch it; a chunk of a larger snapshot gets a data byte flipped.
+    ForgedSnapshot,
 }
 
 /// `response` as a node in `mode` sends it.
@@ -80,8 +86,32 @@ pub fn tamper(mode: Dishonest, response: Response) -> Response {
             flip(target);
             Response::Proof(ProofResponse::Proof(Some(proof)))
         }
+        (Dishonest::ForgedSnapshot, Response::Snapshot(SnapshotResponse::Chunk(chunk))) => {
+            Response::Snapshot(SnapshotResponse::Chunk(forge_snapshot_chunk(chunk)))
+        }
         (_, response) => response,
     }
+}
+
+fn forge_snapshot_chunk(mut chunk: SnapshotChunk) -> SnapshotChunk {
+    if chunk.total_chunks == 1 {
+        if let Ok(mut snapshot) = Snapshot::decode(&chunk.data) {
+            let mut peaks = snapshot.peaks.peaks().to_vec();
+            if let Some(first) = peaks.first_mut() {
+                flip(first);
+                if let Ok(forged) = MmrPeaks::from_parts(snapshot.peaks.leaf_count(), peaks) {
+                    snapshot.peaks = forged;
+                    if let Some(forged) = snapshot.to_encoded().ok().and_then(|e| e.chunk(0)) {
+                        return forged;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(byte) = chunk.data.first_mut() {
+        *byte ^= 0x01;
+    }
+    chunk
 }
 
 fn flip(hash: &mut Hash) {
@@ -213,6 +243,38 @@ mod tests {
             assert_eq!(forged.event, proof.event);
             assert!(forged.verify(head).is_err(), "forged proof at {height}");
         }
+    }
+
+    #[test]
+    fn forged_snapshot_assembles_but_fails_its_check() {
+        let (_, blocks, mmr) = chain(6);
+        let trusted = blocks[5].trusted_header();
+        let snapshot = Snapshot {
+            peaks: crate::proof::mmr::peaks_at(&mmr, 5).unwrap(),
+            next_validators: testkit::validator_set(&testkit::keys(0, 4)),
+            header: trusted,
+            lowest_height: 0,
+        };
+        snapshot.check().unwrap();
+        let chunk = snapshot.to_encoded().unwrap().chunk(0).unwrap();
+        let forged = match tamper(
+            Dishonest::ForgedSnapshot,
+            Response::Snapshot(SnapshotResponse::Chunk(chunk.clone())),
+        ) {
+            Response::Snapshot(SnapshotResponse::Chunk(c)) => c,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_ne!(forged, chunk);
+        let mut assembler = crate::protocol::snapshot::SnapshotAssembler::new(5);
+        assert!(assembler.push(forged).unwrap());
+        let err = assembler.finish().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::protocol::snapshot::SnapshotError::PeaksRoot { .. }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

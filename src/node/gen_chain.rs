@@ -361,7 +361,7 @@ pub fn generate(spec: &ChainSpec, out: &Path) -> Result<Fixture> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join(GENESIS_FILE), genesis.to_json())
         .with_context(|| format!("writing {}", out.join(GENESIS_FILE).display()))?;
-    let store = open_store(out, &genesis)?;
+    let store = open_store(out, &genesis, None)?;
     for batch in blocks.chunks(APPEND_BATCH) {
         store
             .append(batch)
@@ -679,7 +679,7 @@ mod tests {
 
         let text = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
         let genesis = Genesis::from_json(&text).unwrap();
-        let store = open_store(dir.path(), &genesis).unwrap();
+        let store = open_store(dir.path(), &genesis, None).unwrap();
         assert_eq!(store.head().unwrap().unwrap().hash, fixture.head_hash);
         let checkpoint = fixture.checkpoint().unwrap();
         let header = store.header(1).unwrap().unwrap();

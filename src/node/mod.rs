@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod serve;
 pub mod service;
 pub mod sync_driver;
+pub mod warp;
 
 /// Milliseconds since the Unix epoch, from the system clock (the one place the node reads it).
 pub fn now_ms() -> u64 {

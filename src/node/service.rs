@@ -32,7 +32,8 @@ use super::metrics::{KindLabel, Metrics, ProtocolLabel};
 use super::now_ms;
 use super::serve::serve;
 use super::sync_driver::{Ctx, SyncDriver, Written};
-use crate::chain::{Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
+use super::warp;
+use crate::chain::{Checkpoint, Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
 use crate::crypto::ed25519::SigningKey;
 use crate::net::{keypair_from_seed, NetEvent, Network, NetworkConfig, PublishError, RequestId};
 use crate::protocol::gossip::GossipMessage;
@@ -167,23 +168,62 @@ pub fn load_sign_state(
     Ok(Some(state))
 }
 
-/// Opens the store (initializing it with the genesis block) and checks it is this chain's.
-pub fn open_store(data_dir: &std::path::Path, genesis: &Genesis) -> Result<Arc<RedbStore>> {
+/// Opens the store and checks it is this chain's. An empty store is initialized with the
+/// genesis block, unless the node warp-syncs (`warp_from`): then it stays empty until the
+/// snapshot is installed. A store that holds the warp checkpoint's height must hold the
+/// checkpoint's block there.
+pub fn open_store(
+    data_dir: &std::path::Path,
+    genesis: &Genesis,
+    warp_from: Option<&Checkpoint>,
+) -> Result<Arc<RedbStore>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let store = RedbStore::open(data_dir.join("chain.redb"))
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let genesis_block = genesis.block();
-    match store.header(0)? {
-        None => store.append(std::slice::from_ref(&genesis_block))?,
-        Some(h) if h.header.hash() == genesis_block.block.header.hash() => {}
-        Some(h) => bail!(
-            "{} holds chain {} with genesis {}, not this genesis ({})",
+    let Some(head) = store.head()? else {
+        if warp_from.is_none() {
+            store.append(std::slice::from_ref(&genesis_block))?;
+        }
+        return Ok(Arc::new(store));
+    };
+    // The lowest stored header: genesis, or the snapshot a warp sync started from.
+    let base = store.lowest_height()?.min(head.height);
+    let Some(first) = store.header(base)? else {
+        bail!(
+            "{}: corrupt store: no header at its lowest height {base}",
+            data_dir.display()
+        );
+    };
+    if first.header.chain_id != genesis.chain_id
+        || (base == 0 && first.header.hash() != genesis_block.block.header.hash())
+    {
+        bail!(
+            "{} holds chain {} from block {} at height {base}, not this genesis ({}, {})",
             data_dir.display(),
-            h.header.chain_id,
-            h.header.hash(),
+            first.header.chain_id,
+            first.header.hash(),
+            genesis.chain_id,
             genesis_block.block.header.hash()
-        ),
+        );
+    }
+    if let Some(cp) = warp_from {
+        if let Some(stored) = store.header(cp.height)? {
+            if stored.header.hash() != cp.block_hash {
+                bail!(
+                    "{} holds block {} at height {}, the warp checkpoint names {}",
+                    data_dir.display(),
+                    stored.header.hash(),
+                    cp.height,
+                    cp.block_hash
+                );
+            }
+        }
+        tracing::info!(
+            head = head.height,
+            "the store is not empty: warp checkpoint ignored, resuming from the store head"
+        );
     }
     Ok(Arc::new(store))
 }
@@ -209,6 +249,11 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         .map(|a| a.parse().with_context(|| format!("bootnode {a:?}")))
         .collect::<Result<Vec<Multiaddr>>>()?;
     let websocket_tls = config.websocket_tls()?;
+    let warp_from = config.warp_checkpoint()?;
+    let sync_options = SyncOptions {
+        mode: config.sync_mode.into(),
+        ..SyncOptions::default()
+    };
     let params = NodeParams {
         data_dir: config.data_dir,
         genesis,
@@ -220,8 +265,9 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         block_interval_ms: config.consensus.block_interval_ms,
         www: config.www,
         dishonest: config.dishonest,
+        warp_from,
     };
-    start_with_tls(params, websocket_tls).await
+    start_with_sync(params, websocket_tls, sync_options).await
 }
 
 /// A node's parameters, already parsed (the devnet builds these directly).
@@ -239,6 +285,10 @@ pub struct NodeParams {
     /// Test only: lie in answers to peers this way (see [`super::dishonest`]). `None` for
     /// every real node.
     pub dishonest: Option<Dishonest>,
+    /// Warp sync: with an empty data directory, start the chain at this checkpoint's snapshot
+    /// (fetched from peers and checked against it) instead of at genesis. Ignored once the
+    /// store holds blocks.
+    pub warp_from: Option<Checkpoint>,
 }
 
 pub async fn start(params: NodeParams) -> Result<NodeHandle> {
@@ -260,34 +310,69 @@ pub async fn start_with_sync(
     sync_options: SyncOptions,
 ) -> Result<NodeHandle> {
     let genesis = Arc::new(params.genesis);
-    let store = open_store(&params.data_dir, &genesis)?;
+    if let Some(cp) = &params.warp_from {
+        warp::check_checkpoint(cp, &genesis)?;
+    }
+    let store = open_store(&params.data_dir, &genesis, params.warp_from.as_ref())?;
     let sign_state = load_sign_state(&*store, &genesis, params.validator_key.as_ref())?;
-    let head = store.head()?.context("store has no head after init")?;
-    let head_header = store.header(head.height)?.context("head header missing")?;
     let metrics = Metrics::new();
 
     let node_seed = load_or_create_seed(&*store, META_NODE_KEY)?;
     let keypair = keypair_from_seed(node_seed);
-    let status = Status {
-        head_height: head.height,
-        head_hash: head.hash,
-        mmr_root: head.peaks.root(),
-        lowest_height: store.lowest_height()?,
-        syncing: false,
-    };
     let genesis_hash = genesis.block().block.header.hash();
+    let status = match store.head()? {
+        Some(head) => Status {
+            head_height: head.height,
+            head_hash: head.hash,
+            mmr_root: head.peaks.root(),
+            lowest_height: store.lowest_height()?,
+            syncing: false,
+        },
+        None => warp::empty_status(genesis_hash),
+    };
     let mut net_config =
         NetworkConfig::new(keypair, genesis.chain_id.clone(), genesis_hash, status);
     net_config.listen = params.listen;
+    let bootnodes: Vec<Bootnode> = params
+        .bootnodes
+        .iter()
+        .filter_map(|addr| {
+            let peer = crate::net::peer_of(addr)?;
+            Some(Bootnode {
+                addr: addr.clone(),
+                peer,
+                failures: 0,
+                next_dial_ms: 0,
+            })
+        })
+        .collect();
     net_config.bootnodes = params.bootnodes;
     net_config.websocket_tls = websocket_tls;
     net_config.webrtc_certificate_pem = store
         .get_meta(META_WEBRTC_CERT)?
         .and_then(|b| String::from_utf8(b).ok());
-    let (network, new_pem) = Network::new(net_config).await?;
+    let (mut network, new_pem) = Network::new(net_config).await?;
     if let Some(pem) = new_pem {
         store.put_meta(META_WEBRTC_CERT, pem.as_bytes())?;
     }
+    let warped = store.head()?.is_none();
+    if warped {
+        let checkpoint = params
+            .warp_from
+            .clone()
+            .context("an empty store without a warp checkpoint")?;
+        // Stopping during warp sync is the caller's: it drops this future (`run_node`).
+        warp::warp_sync(&mut network, &*store, &genesis, checkpoint, &metrics).await?;
+    }
+    let head = store.head()?.context("store has no head after init")?;
+    let head_header = store.header(head.height)?.context("head header missing")?;
+    network.set_status(Status {
+        head_height: head.height,
+        head_hash: head.hash,
+        mmr_root: head.peaks.root(),
+        lowest_height: store.lowest_height()?,
+        syncing: false,
+    });
     let peer_id = network.local_peer_id();
     let listen: Vec<Multiaddr> = network
         .listen_addrs()
@@ -298,7 +383,11 @@ pub async fn start_with_sync(
     let tip = ChainTip::new(head_header.header.clone(), head.peaks.clone())
         .map_err(|e| anyhow::anyhow!("store head: {e}"))?;
     let now = now_ms();
-    let sync = SyncDriver::new(&*store, genesis.clone(), sync_options, now)?;
+    let mut sync = SyncDriver::new(&*store, genesis.clone(), sync_options, now)?;
+    if warped {
+        // The peers met during warp sync: block sync starts with them at once.
+        sync.reanchor(&*store, &network, now);
+    }
     let consensus_config = params.consensus.clone();
     let (consensus, first) = Consensus::new(
         params.consensus,
@@ -384,7 +473,11 @@ pub async fn start_with_sync(
         state: "connecting",
         signing_failed: false,
         dishonest: params.dishonest,
+        bootnodes,
     };
+    if !node.bootnodes.is_empty() {
+        node.schedule(now.saturating_add(REDIAL_CHECK_MS), Timer::Redial);
+    }
     if let Some(mode) = params.dishonest {
         tracing::warn!(
             ?mode,
@@ -411,7 +504,16 @@ pub async fn start_with_sync(
 /// Runs a node until `shutdown` resolves.
 pub async fn run_node(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let addr_file = config.addr_file.clone();
-    let node = start_node(config).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    // Start can take long (a warp sync waits for a peer that serves its checkpoint): Ctrl-C
+    // stops it too.
+    let node = tokio::select! {
+        node = start_node(config) => node?,
+        _ = &mut shutdown => {
+            tracing::info!("stopped before the node started");
+            return Ok(());
+        }
+    };
     for addr in &node.listen {
         println!("listening on {addr}");
     }
@@ -533,6 +635,23 @@ enum Timer {
     Consensus(TimeoutKey),
     /// Answer consensus' `NeedEvents` (held back to keep the block interval).
     ProposeEvents,
+    /// Dial the bootnodes that are not connected (see [`Bootnode`]).
+    Redial,
+}
+
+/// How often the node checks its bootnode connections.
+const REDIAL_CHECK_MS: u64 = 2_000;
+/// Longest wait between two dials of one disconnected bootnode.
+const REDIAL_MAX_MS: u64 = 60_000;
+
+/// A configured bootnode. A node whose bootnodes restart or drop it would otherwise sit alone
+/// (there is no peer discovery): it dials them again, backing off exponentially while they stay
+/// unreachable, and never while one is banned.
+struct Bootnode {
+    addr: Multiaddr,
+    peer: PeerId,
+    failures: u32,
+    next_dial_ms: u64,
 }
 
 /// `Timeout` made orderable for the heap.
@@ -616,6 +735,7 @@ struct NodeLoop {
     signing_failed: bool,
     /// Test only: how this node lies in its answers ([`dishonest::tamper`]).
     dishonest: Option<Dishonest>,
+    bootnodes: Vec<Bootnode>,
 }
 
 impl NodeLoop {
@@ -666,8 +786,37 @@ impl NodeLoop {
                     self.apply(out);
                 }
                 Timer::ProposeEvents => self.answer_events(),
+                Timer::Redial => self.redial_bootnodes(now),
             }
         }
+    }
+
+    fn redial_bootnodes(&mut self, now: u64) {
+        for b in &mut self.bootnodes {
+            if self.network.is_connected(&b.peer) {
+                b.failures = 0;
+                b.next_dial_ms = now;
+                continue;
+            }
+            if now < b.next_dial_ms
+                || self
+                    .network
+                    .peer_book()
+                    .is_banned(&b.peer, self.network.now())
+            {
+                continue;
+            }
+            b.failures = b.failures.saturating_add(1);
+            let wait = REDIAL_CHECK_MS
+                .saturating_mul(1 << b.failures.min(10))
+                .min(REDIAL_MAX_MS);
+            b.next_dial_ms = now.saturating_add(wait);
+            tracing::debug!(addr = %b.addr, attempt = b.failures, "dialing a disconnected bootnode");
+            if let Err(e) = self.network.dial(b.addr.clone()) {
+                tracing::debug!(addr = %b.addr, error = %e, "bootnode not dialed");
+            }
+        }
+        self.schedule(now.saturating_add(REDIAL_CHECK_MS), Timer::Redial);
     }
 
     fn answer_events(&mut self) {

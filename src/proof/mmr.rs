@@ -134,6 +134,11 @@ impl MmrPeaks {
         &self.peaks
     }
 
+    /// Each peak's `(level, index)` node address, left to right (as [`MmrPeaks::peaks`]).
+    pub fn positions(&self) -> impl Iterator<Item = (u8, u64)> {
+        peak_positions(self.leaf_count)
+    }
+
     pub fn root(&self) -> Hash {
         bag(self.leaf_count, &self.peaks)
     }

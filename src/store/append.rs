@@ -6,9 +6,13 @@
 //! height, parent, MMR, commit, events.
 
 use super::{EventLocation, Head, StoreError};
-use crate::chain::{BlockHash, BlockHeader, Commit, EventId, FinalizedBlock, Hash, SignedEvent};
+use crate::chain::{
+    BlockHash, BlockHeader, Commit, EventId, FinalizedBlock, Hash, SignedEvent, TrustedHeader,
+    ValidatorSet,
+};
 use crate::proof::merkle::merkle_root;
 use crate::proof::mmr::MmrPeaks;
+use crate::protocol::snapshot::Snapshot;
 
 /// One checked block and what storing it adds beyond the block itself.
 pub(crate) struct PlannedBlock<'a> {
@@ -94,6 +98,67 @@ pub(crate) fn plan<'a>(
             peaks,
         },
     }))
+}
+
+/// What installing a warp-sync snapshot writes: the snapshot's trusted header, its hash, the
+/// MMR nodes the store needs from then on, the set that signs the next block, and the head.
+pub(crate) struct SnapshotPlan<'a> {
+    pub header: &'a TrustedHeader,
+    pub height: u64,
+    pub hash: BlockHash,
+    /// The snapshot's peaks at their `(level, index)`, then the nodes that appending the
+    /// snapshot block's own hash creates. Every later append and proof only needs these: a
+    /// node of an older mountain that a later proof passes is one of these peaks.
+    pub mmr_nodes: Vec<(u8, u64, Hash)>,
+    pub next_validators: &'a ValidatorSet,
+    pub head: Head,
+}
+
+/// Checks that a store with head `head` can start from `snapshot` (it must be empty, and the
+/// snapshot's parts must agree with its header: [`Snapshot::check`]) and computes the writes.
+/// The header itself is not verified here: the caller checked it against a checkpoint.
+pub(crate) fn plan_snapshot<'a>(
+    head: Option<&Head>,
+    snapshot: &'a Snapshot,
+) -> Result<SnapshotPlan<'a>, StoreError> {
+    if let Some(head) = head {
+        return Err(StoreError::NotEmpty {
+            height: head.height,
+        });
+    }
+    snapshot
+        .check()
+        .map_err(|e| StoreError::InvalidSnapshot(e.to_string()))?;
+    let header = &snapshot.header;
+    let height = header.header.height;
+    let hash = header.header.hash();
+    if header.commit.block_hash != hash || header.commit.height != height {
+        return Err(StoreError::CommitMismatch { height });
+    }
+    let mut mmr_nodes: Vec<(u8, u64, Hash)> = snapshot
+        .peaks
+        .positions()
+        .zip(snapshot.peaks.peaks())
+        .map(|((level, index), peak)| (level, index, *peak))
+        .collect();
+    let mut peaks = snapshot.peaks.clone();
+    peaks
+        .append_with(&hash, |level, index, node| {
+            mmr_nodes.push((level, index, *node))
+        })
+        .map_err(|e| StoreError::InvalidSnapshot(format!("chain MMR: {e}")))?;
+    Ok(SnapshotPlan {
+        header,
+        height,
+        hash,
+        mmr_nodes,
+        next_validators: &snapshot.next_validators,
+        head: Head {
+            height,
+            hash,
+            peaks,
+        },
+    })
 }
 
 /// The block is at the height after the head (0 on an empty store).

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::append::plan;
+use super::append::{plan, plan_snapshot};
 use super::{ChainStore, EventLocation, Head, StoreError};
 use crate::chain::{BlockHash, EventId, FinalizedBlock, Hash, TrustedHeader, ValidatorSet};
+use crate::protocol::snapshot::Snapshot;
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -81,6 +82,20 @@ impl ChainStore for MemoryStore {
         Ok(())
     }
 
+    fn install_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let mut t = self.write();
+        let plan = plan_snapshot(t.head.as_ref(), snapshot)?;
+        t.headers.insert(plan.height, plan.header.clone());
+        t.heights.insert(plan.hash, plan.height);
+        for &(level, index, node) in &plan.mmr_nodes {
+            t.mmr_nodes.insert((level, index), node);
+        }
+        t.validator_sets
+            .insert(plan.height, plan.next_validators.clone());
+        t.head = Some(plan.head);
+        Ok(())
+    }
+
     fn header(&self, height: u64) -> Result<Option<TrustedHeader>, StoreError> {
         Ok(self.read().headers.get(&height).cloned())
     }
@@ -119,7 +134,12 @@ impl ChainStore for MemoryStore {
     }
 
     fn lowest_height(&self) -> Result<u64, StoreError> {
-        Ok(self.read().blocks.keys().next().copied().unwrap_or(0))
+        let t = self.read();
+        Ok(match t.blocks.keys().next() {
+            Some(&first) => first,
+            // Started from a snapshot, no block since: its header's height.
+            None => t.head.as_ref().map_or(0, |h| h.height),
+        })
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

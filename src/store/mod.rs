@@ -26,6 +26,7 @@ use crate::chain::{
 };
 use crate::proof::mmr::{peaks_at, MmrNodes, MmrPeaks};
 use crate::proof::EventProof;
+use crate::protocol::snapshot::Snapshot;
 
 pub use self::memory::MemoryStore;
 pub use self::redb::{RedbStore, SCHEMA_VERSION};
@@ -68,6 +69,10 @@ pub enum StoreError {
          use a fresh data directory (resync) or a build that matches the store"
     )]
     SchemaMismatch { found: u32, expected: u32 },
+    #[error("the store already holds blocks up to height {height}: a snapshot starts only an empty store")]
+    NotEmpty { height: u64 },
+    #[error("the snapshot's parts do not agree with its header: {0}")]
+    InvalidSnapshot(String),
     #[error("corrupt store: {0}")]
     Corrupt(String),
     #[error("storage backend: {0}")]
@@ -92,6 +97,18 @@ pub trait ChainStore: Send + Sync {
     /// keeps its first location), the new MMR nodes, the validator set at a hand-over, and the
     /// new head. An empty slice is a no-op.
     fn append(&self, blocks: &[FinalizedBlock]) -> Result<(), StoreError>;
+
+    /// Starts an empty store from a warp-sync snapshot at height `h`, atomically: the
+    /// snapshot's trusted header becomes the head (no block body: [`lowest_height`] is `h`
+    /// until block `h + 1` is appended, then `h + 1`), with the MMR peaks and the set that
+    /// signs `h + 1`. Blocks below `h` are never stored; appends continue at `h + 1`.
+    ///
+    /// Refuses a store that holds anything ([`StoreError::NotEmpty`]) and a snapshot whose
+    /// parts disagree with its header ([`StoreError::InvalidSnapshot`]). The header itself must
+    /// have been checked against a trusted checkpoint by the caller.
+    ///
+    /// [`lowest_height`]: ChainStore::lowest_height
+    fn install_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
 
     /// The trusted header (header, commit, next set at a hand-over) at `height`.
     fn header(&self, height: u64) -> Result<Option<TrustedHeader>, StoreError>;
@@ -123,6 +140,8 @@ pub trait ChainStore: Send + Sync {
     fn validators_for(&self, height: u64) -> Result<Option<ValidatorSet>, StoreError>;
 
     /// Lowest height whose block body is stored (0 unless pruned or warp-synced, 0 if empty).
+    /// A store started from a snapshot at `h` with no block since answers `h`: it holds that
+    /// height's header, so `lowest ≤ head` holds as [`crate::protocol::Status`] requires.
     fn lowest_height(&self) -> Result<u64, StoreError>;
 
     /// A small named blob: node identity key, WebRTC certificate, known peers, sync progress.

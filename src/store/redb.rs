@@ -27,11 +27,12 @@ use ::redb::{
     TableHandle, WriteTransaction,
 };
 
-use super::append::{plan, Plan};
+use super::append::{plan, plan_snapshot, Plan};
 use super::{check_height, decode_stored, ChainStore, EventLocation, Head, StoreError};
 use crate::chain::{
     BlockHash, Decode, Encode, EventId, FinalizedBlock, Hash, TrustedHeader, ValidatorSet,
 };
+use crate::protocol::snapshot::Snapshot;
 
 /// The layout version this build reads and writes; [`RedbStore::open`] refuses any other.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -305,6 +306,41 @@ impl ChainStore for RedbStore {
         txn.commit().map_err(backend)
     }
 
+    fn install_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let head = {
+            let meta = txn.open_table(META).map_err(backend)?;
+            read_head(&meta)?
+        };
+        let plan = plan_snapshot(head.as_ref(), snapshot)?;
+        {
+            let key = height_key(plan.height);
+            txn.open_table(HEADERS)
+                .map_err(backend)?
+                .insert(&key, plan.header.encode().as_slice())
+                .map_err(backend)?;
+            txn.open_table(BLOCK_HASHES)
+                .map_err(backend)?
+                .insert(plan.hash.as_bytes(), plan.height.encode().as_slice())
+                .map_err(backend)?;
+            let mut nodes = txn.open_table(MMR_NODES).map_err(backend)?;
+            for (level, index, node) in &plan.mmr_nodes {
+                nodes
+                    .insert(&node_key(*level, *index), node.as_bytes().as_slice())
+                    .map_err(backend)?;
+            }
+            txn.open_table(VALIDATOR_SETS)
+                .map_err(backend)?
+                .insert(&key, plan.next_validators.encode().as_slice())
+                .map_err(backend)?;
+            txn.open_table(META)
+                .map_err(backend)?
+                .insert(HEAD_KEY, plan.head.encode().as_slice())
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
     fn header(&self, height: u64) -> Result<Option<TrustedHeader>, StoreError> {
         let header: Option<TrustedHeader> = self.get(
             HEADERS,
@@ -385,8 +421,12 @@ impl ChainStore for RedbStore {
     fn lowest_height(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(BLOCKS).map_err(backend)?;
-        let first = table.first().map_err(backend)?;
-        Ok(first.map_or(0, |(key, _)| key_height(key.value())))
+        if let Some((key, _)) = table.first().map_err(backend)? {
+            return Ok(key_height(key.value()));
+        }
+        // Started from a snapshot, no block since: its header's height.
+        let meta = txn.open_table(META).map_err(backend)?;
+        Ok(read_head(&meta)?.map_or(0, |h| h.height))
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -74,11 +74,15 @@
 //!   block at a height in the recent window that differs from ours and is validly finalized
 //!   by the same set raises [`Action::ForkDetected`] and stops the machine.
 //!
+//! **Warp sync** ([`WarpSync`], `warp.rs`) comes before this machine when a node starts from a
+//! checkpoint instead of genesis: it fetches and checks the snapshot at the checkpoint; the
+//! store starts from it, and [`BlockSync`] continues from its height.
+//!
 //! Not handled here (documented gaps): a conflict below the fork window or at the starting
 //! head (the store must be compared, and the starting head has no commit here); a range whose
 //! first block is validly signed but does not link to our head is treated as the peer's fault,
 //! not probed for a fork (the light client probes); non-finalized tips (the node's consensus
-//! owns them); warp sync from a snapshot; gossip follow in header-first mode (gossip raises the
+//! owns them); gossip follow in header-first mode (gossip raises the
 //! target and the block is fetched).
 //!
 //! [`Status`]: crate::protocol::Status
@@ -92,6 +96,7 @@ mod pipeline;
 pub mod predicates;
 mod progress;
 mod ranges;
+pub mod warp;
 
 pub use error::{Fault, GiveUp, RequestFailure, StopReason, SyncError};
 pub use machine::BlockSync;
@@ -99,3 +104,4 @@ pub use messages::{
     Action, ForkEvidence, Input, Progress, ProgressRecord, RequestId, SyncMetrics, SyncState,
 };
 pub use options::{SyncMode, SyncOptions};
+pub use warp::{WarpAction, WarpFault, WarpInput, WarpOptions, WarpSync};
