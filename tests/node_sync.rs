@@ -11,10 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use headway::chain::{Checkpoint, Genesis};
+use headway::net::{keypair_from_seed, NetEvent, Network, NetworkConfig};
 use headway::node::consensus::ConsensusConfig;
 use headway::node::dishonest::Dishonest;
 use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
 use headway::node::service::{self, NodeHandle, NodeParams};
+use headway::protocol::gossip::GossipMessage;
+use headway::protocol::Status;
 use headway::store::{ChainStore, RedbStore};
 use libp2p::Multiaddr;
 use tempfile::TempDir;
@@ -492,6 +495,115 @@ async fn a_node_dials_its_bootnode_again_when_it_comes_back() {
     .await;
     node.stop().await.unwrap();
     a.stop().await.unwrap();
+}
+
+/// A client on the node's network (not a node): handshakes with `node` and lets the gossip
+/// mesh form.
+async fn gossip_client(genesis: &Genesis, node: &NodeHandle) -> Network {
+    let block = genesis.block();
+    let genesis_hash = block.block.header.hash();
+    let status = Status {
+        head_height: 0,
+        head_hash: genesis_hash,
+        mmr_root: block.block.header.mmr_root,
+        lowest_height: 0,
+        syncing: false,
+    };
+    let mut config = NetworkConfig::new(
+        keypair_from_seed(headway::testkit::key(91).seed()),
+        genesis.chain_id.clone(),
+        genesis_hash,
+        status,
+    );
+    config.bootnodes = vec![node.listen[0].clone()];
+    let (mut client, _) = Network::new(config).await.expect("client starts");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, client.next_event())
+            .await
+            .expect("handshake in time");
+        if matches!(event, NetEvent::HandshakeDone { peer, .. } if peer == node.peer_id) {
+            break;
+        }
+    }
+    pump(&mut client, Duration::from_millis(1_500)).await;
+    client
+}
+
+/// Drives a client's network for `d` (it must be polled for gossip to leave).
+async fn pump(client: &mut Network, d: Duration) {
+    let until = Instant::now() + d;
+    while tokio::time::timeout_at(until, client.next_event())
+        .await
+        .is_ok()
+    {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validly_finalized_conflicting_block_stops_sync_with_evidence() {
+    init_logging();
+    const BLOCKS: u64 = 300;
+    const FORK_AT: u64 = 250;
+    let time = headway::node::now_ms().saturating_sub((BLOCKS + 1) * 1_000);
+    let chain = generate_at("sync-fork", BLOCKS, time);
+    let fork_dir = tempfile::tempdir().unwrap();
+    let spec = ChainSpec {
+        genesis_time_ms: time,
+        fork_at: Some(FORK_AT),
+        ..ChainSpec::ending_now("sync-fork", 4, BLOCKS, 1_000)
+    };
+    gen_chain::generate(&spec, fork_dir.path()).unwrap();
+    let fork = RedbStore::open(fork_dir.path().join("chain.redb")).unwrap();
+    let node = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let theirs = fork.block(260).unwrap().unwrap();
+    let ours = node.store.header(260).unwrap().unwrap();
+    assert_ne!(theirs.block.header.hash(), ours.header.hash());
+
+    let mut client = gossip_client(&chain.genesis, &node).await;
+    // A conflicting block whose commit does not verify is no evidence: it costs its publisher.
+    let mut forged = theirs.clone();
+    forged.commit.signatures[0].signature.0[0] ^= 1;
+    client
+        .publish(&GossipMessage::Finalized(forged))
+        .expect("the node is subscribed");
+    pump(&mut client, Duration::from_millis(1_000)).await;
+    assert_ne!(node.status.borrow().state, "stopped");
+    assert_eq!(metric(&node, "headway_sync_forks_total"), 0.0);
+    // A validly finalized one is: sync stops with both headers as evidence.
+    client
+        .publish(&GossipMessage::Finalized(theirs.clone()))
+        .expect("the node is subscribed");
+    let mut status = node.status.clone();
+    let deadline = Instant::now() + LIMIT;
+    while status.borrow_and_update().state != "stopped" {
+        assert!(
+            Instant::now() < deadline,
+            "no fork alarm: {:?}",
+            node.status.borrow()
+        );
+        pump(&mut client, Duration::from_millis(50)).await;
+    }
+    let fork_report = node
+        .status
+        .borrow()
+        .sync
+        .clone()
+        .unwrap()
+        .fork
+        .expect("fork report");
+    assert_eq!(fork_report.height, 260);
+    assert_eq!(fork_report.ours, ours.header.hash().to_hex());
+    assert_eq!(fork_report.theirs, theirs.block.header.hash().to_hex());
+    assert_eq!(fork_report.peer, client.local_peer_id().to_string());
+    let stored: headway::node::api::ForkReport =
+        serde_json::from_slice(&node.store.get_meta("sync:fork").unwrap().unwrap()).unwrap();
+    assert_eq!(stored, fork_report);
+    assert_eq!(metric(&node, "headway_sync_forks_total"), 1.0);
+    assert_eq!(metric(&node, "headway_sync_state{kind=\"stopped\"}"), 1.0);
+    // Nothing was rolled back.
+    assert_eq!(node.store.head().unwrap().unwrap().height, BLOCKS);
+    assert_eq!(node.store.header(260).unwrap().unwrap(), ours);
+    node.stop().await.unwrap();
 }
 
 // ---- the real binary, killed mid-sync ------------------------------------------------------

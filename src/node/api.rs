@@ -66,6 +66,26 @@ pub struct SyncStatus {
     pub percent: f64,
     pub peers: usize,
     pub requests_in_flight: usize,
+    /// The conflict between finalized chains that stopped sync, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fork: Option<ForkReport>,
+}
+
+/// Two different blocks at one height, each finalized by more than 2/3 of the set that signs
+/// there: evidence that more than 1/3 of the voting power equivocated. Sync stops at the first;
+/// it never picks a side. Also stored under the store meta key `sync:fork`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForkReport {
+    pub height: u64,
+    /// Our block's hash at that height, and the other one's.
+    pub ours: String,
+    pub theirs: String,
+    /// The peer that sent the other block.
+    pub peer: String,
+    /// Both trusted headers (header and commit), canonical encoding in hex: the evidence.
+    pub ours_header: String,
+    pub theirs_header: String,
 }
 
 /// Why the node refused an event.

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub rounds_skipped: Counter,
     pub consensus_rejections: Family<KindLabel, Counter>,
     pub mempool_size: Gauge,
+    /// Events of proposals that were not finalized, put back in the mempool.
+    pub mempool_returned_events: Counter,
     pub events_submitted: Family<KindLabel, Counter>,
     pub peers: Gauge,
     pub requests: Family<RequestLabels, Counter>,
@@ -62,6 +64,8 @@ pub struct Metrics {
     pub sync_errors: Counter,
     pub sync_timeouts: Counter,
     pub sync_peers_reported: Counter,
+    /// Conflicts between two finalized chains seen (each stops sync).
+    pub sync_forks: Counter,
     pub sync_download_seconds: Histogram,
     pub sync_validation_seconds: Histogram,
     pub sync_write_seconds: Histogram,
@@ -90,6 +94,7 @@ impl Metrics {
             rounds_skipped: Counter::default(),
             consensus_rejections: Family::default(),
             mempool_size: Gauge::default(),
+            mempool_returned_events: Counter::default(),
             events_submitted: Family::default(),
             peers: Gauge::default(),
             requests: Family::default(),
@@ -112,6 +117,7 @@ impl Metrics {
             sync_errors: Counter::default(),
             sync_timeouts: Counter::default(),
             sync_peers_reported: Counter::default(),
+            sync_forks: Counter::default(),
             sync_download_seconds: latency_histogram(),
             sync_validation_seconds: latency_histogram(),
             sync_write_seconds: latency_histogram(),
@@ -151,6 +157,11 @@ impl Metrics {
             "mempool_size",
             "Events waiting in the mempool",
             m.mempool_size.clone(),
+        );
+        registry.register(
+            "mempool_returned_events",
+            "Events of proposals that were not finalized, put back in the mempool",
+            m.mempool_returned_events.clone(),
         );
         registry.register(
             "events_submitted",
@@ -267,6 +278,11 @@ impl Metrics {
                 "peers_reported",
                 "Peers reported and banned for invalid data",
                 &self.sync_peers_reported,
+            ),
+            (
+                "forks",
+                "Conflicts between two finalized chains seen (sync stops at the first)",
+                &self.sync_forks,
             ),
         ];
         for (name, help, counter) in counters {

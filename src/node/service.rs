@@ -886,6 +886,7 @@ impl NodeLoop {
                 Output::Finalized(block) => match self.commit(&block) {
                     Ok(()) => {
                         let height = block.height();
+                        self.return_abandoned_events();
                         queue.extend(self.consensus.handle(Input::Committed { height }, now_ms()));
                     }
                     Err(e) => {
@@ -997,6 +998,37 @@ impl NodeLoop {
         }
     }
 
+    /// Moloch's "events return to the mempool": consensus is about to leave its height, which
+    /// the store now holds. Every block proposed there that was not the one finalized is
+    /// abandoned; its events that the chain did not include go back to the mempool, ahead of
+    /// the rest, so they are proposed again. (Events this node already holds, or that are in
+    /// the chain, are skipped by `reinsert`: the mempool only ever loses an event to a block.)
+    /// Without this, an event that reached this node only inside a proposal (its proposer
+    /// crashed, or gossip missed us) would be lost with the proposal.
+    fn return_abandoned_events(&mut self) {
+        let events: Vec<SignedEvent> = self
+            .consensus
+            .proposed_blocks()
+            .flat_map(|b| b.events.iter().cloned())
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        let store = &self.store;
+        let returned = self.mempool.reinsert(events, |id| {
+            store.event_location(id).ok().flatten().is_some()
+        });
+        if returned > 0 {
+            tracing::info!(
+                returned,
+                height = self.consensus.height(),
+                "events of proposals that were not finalized are back in the mempool"
+            );
+            self.metrics.mempool_returned_events.inc_by(returned as u64);
+            self.metrics.mempool_size.set(self.mempool.len() as i64);
+        }
+    }
+
     /// Rebuilds consensus on the store head if it is behind it.
     fn follow_store_head(&mut self) -> Result<()> {
         let head = self.announce_head()?;
@@ -1013,6 +1045,7 @@ impl NodeLoop {
             .context("head header missing")?
             .header;
         let tip = ChainTip::new(header, head.peaks).map_err(|e| anyhow::anyhow!("tip: {e}"))?;
+        self.return_abandoned_events();
         let signed = self.consensus.sign_state().cloned();
         let (consensus, first) = Consensus::new(
             self.consensus_config.clone(),
@@ -1204,7 +1237,9 @@ impl NodeLoop {
             }
             GossipMessage::Finalized(block) => {
                 let head = self.consensus.tip().height();
-                if block.height() == head + 1 && !self.sync.is_catching_up() {
+                if block.height() <= head {
+                    self.compare_with_stored(&block, publisher, relay);
+                } else if block.height() == head + 1 && !self.sync.is_catching_up() {
                     // Following the head: consensus takes it (and the sync machine follows).
                     self.accept_finalized(block, publisher);
                 } else {
@@ -1212,6 +1247,59 @@ impl NodeLoop {
                     // (and takes the block if it is next), or compares it with ours (a fork).
                     let written = self.sync.gossip(relay, block, sync_ctx!(self));
                     self.after_sync_written(written);
+                }
+            }
+        }
+    }
+
+    /// A finalized block at a height we store: the same block (gossip echoes, other nodes'
+    /// commits), or a conflict. A conflicting block whose commit carries more than 2/3 of the
+    /// set that signs that height is a fork between finalized chains (Moloch's fork case, for
+    /// finalized blocks): sync stops with the evidence; nothing is rolled back. One that does
+    /// not verify costs its publisher score. Heights below what we store (warp-synced) cannot
+    /// be compared.
+    fn compare_with_stored(
+        &mut self,
+        block: &FinalizedBlock,
+        publisher: Option<PeerId>,
+        relay: PeerId,
+    ) {
+        let height = block.height();
+        let ours = match self.store.header(height) {
+            Ok(Some(ours)) => ours,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(height, error = %e, "cannot read a stored header to compare");
+                return;
+            }
+        };
+        let theirs = block.trusted_header();
+        if theirs.header.hash() == ours.header.hash() || self.sync.is_stopped() {
+            return;
+        }
+        let signers = Arc::new(self.genesis.validators_at(height).clone());
+        match crate::sync::predicates::signed_without_parent(
+            &Verifier::new(),
+            &ours.header,
+            &signers,
+            &theirs,
+            now_ms(),
+        ) {
+            Ok(()) => {
+                let evidence = crate::sync::ForkEvidence {
+                    height,
+                    ours,
+                    theirs,
+                    peer: publisher.unwrap_or(relay),
+                };
+                self.sync
+                    .fork_detected(&evidence, &*self.store, &self.metrics);
+            }
+            Err(e) => {
+                tracing::warn!(height, ?publisher, error = %e, "a conflicting block that does not verify");
+                if let Some(peer) = publisher {
+                    self.network
+                        .report(peer, crate::net::peers::Misbehaviour::Invalid);
                 }
             }
         }

@@ -22,21 +22,25 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 
-use super::api::SyncStatus;
+use super::api::{ForkReport, SyncStatus};
 use super::metrics::Metrics;
-use crate::chain::{FinalizedBlock, Genesis};
+use crate::chain::{Encode, FinalizedBlock, Genesis};
 use crate::net::peers::Misbehaviour;
 use crate::net::{self, Network};
 use crate::protocol::limits::RateLimit;
 use crate::protocol::{Protocol, Request, Status};
 use crate::store::ChainStore;
 use crate::sync::{
-    Action, BlockSync, Fault, Input, RequestFailure, RequestId, SyncMetrics, SyncOptions, SyncState,
+    Action, BlockSync, Fault, ForkEvidence, Input, RequestFailure, RequestId, SyncMetrics,
+    SyncOptions, SyncState,
 };
 use crate::verify::TrustedState;
 
 /// The store meta key of the last [`crate::sync::ProgressRecord`] (JSON), for operators.
 pub const PROGRESS_META_KEY: &str = "sync:progress";
+
+/// The store meta key of the last [`ForkReport`] (JSON): evidence for operators.
+pub const FORK_META_KEY: &str = "sync:fork";
 
 /// What the node must do after the driver wrote blocks: the consensus tip, the mempool and the
 /// announced status follow the store.
@@ -57,6 +61,7 @@ pub struct SyncDriver {
     exported: SyncMetrics,
     /// A fork between finalized chains stopped sync: it is not restarted.
     stopped: bool,
+    fork: Option<ForkReport>,
     /// Requests held back so as not to exceed the peer's inbound rate limit, in order.
     delayed: VecDeque<Delayed>,
     pacer: Pacer,
@@ -120,6 +125,13 @@ impl SyncDriver {
         now_ms: u64,
     ) -> Result<SyncDriver> {
         let machine = build_machine(store, &genesis, &options, now_ms)?;
+        if let Ok(Some(bytes)) = store.get_meta(FORK_META_KEY) {
+            tracing::warn!(
+                evidence = %String::from_utf8_lossy(&bytes),
+                "a conflict between finalized chains was recorded before this start (store \
+                 meta {FORK_META_KEY}); syncing again"
+            );
+        }
         if let Ok(Some(bytes)) = store.get_meta(PROGRESS_META_KEY) {
             if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 tracing::info!(%record, "last sync progress record");
@@ -133,13 +145,18 @@ impl SyncDriver {
             peers: BTreeMap::new(),
             exported: SyncMetrics::default(),
             stopped: false,
+            fork: None,
             delayed: VecDeque::new(),
             pacer: Pacer::default(),
         })
     }
 
     pub fn state(&self) -> SyncState {
-        self.machine.state()
+        if self.stopped {
+            SyncState::Stopped
+        } else {
+            self.machine.state()
+        }
     }
 
     /// Downloading, or holding blocks not yet written: blocks come through the machine only.
@@ -172,8 +189,13 @@ impl SyncDriver {
     /// What `/status` shows of sync.
     pub fn status(&self) -> SyncStatus {
         let p = self.machine.progress();
+        let state = if self.stopped {
+            SyncState::Stopped
+        } else {
+            p.state
+        };
         SyncStatus {
-            state: p.state.as_str().into(),
+            state: state.as_str().into(),
             mode: format!("{:?}", self.options.mode).to_lowercase(),
             start: p.start,
             current: p.current,
@@ -184,7 +206,52 @@ impl SyncDriver {
             percent: p.percent,
             peers: p.peers,
             requests_in_flight: self.machine.requests_in_flight(),
+            fork: self.fork.clone(),
         }
+    }
+
+    /// Whether a conflict between finalized chains stopped sync.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Two finalized blocks at one height: sync stops for good (nothing is rolled back, no side
+    /// is chosen), the evidence is logged, counted and stored for the operator.
+    pub fn fork_detected(
+        &mut self,
+        evidence: &ForkEvidence<PeerId>,
+        store: &dyn ChainStore,
+        metrics: &Metrics,
+    ) {
+        let report = ForkReport {
+            height: evidence.height,
+            ours: evidence.ours.header.hash().to_hex(),
+            theirs: evidence.theirs.header.hash().to_hex(),
+            peer: evidence.peer.to_string(),
+            ours_header: hex::encode(evidence.ours.encode()),
+            theirs_header: hex::encode(evidence.theirs.encode()),
+        };
+        tracing::error!(
+            height = report.height,
+            ours = %report.ours,
+            theirs = %report.theirs,
+            peer = %report.peer,
+            "two finalized blocks at one height: sync stopped, an operator must decide"
+        );
+        metrics.sync_forks.inc();
+        metrics.set_sync_state(SyncState::Stopped.as_str());
+        match serde_json::to_vec(&report) {
+            Ok(json) => {
+                if let Err(e) = store.put_meta(FORK_META_KEY, &json) {
+                    tracing::error!(error = %e, "fork evidence not stored");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "fork evidence not encoded"),
+        }
+        self.stopped = true;
+        self.fork = Some(report);
+        self.requests.clear();
+        self.delayed.clear();
     }
 
     /// Starts again from the store head (the head moved without the machine, or a write
@@ -291,6 +358,9 @@ impl SyncDriver {
     /// follow from the driver's own answers (a failed send, a write acknowledgement).
     fn feed(&mut self, input: Input<PeerId>, ctx: Ctx<'_>) -> Vec<Written> {
         let mut written = Vec::new();
+        if self.stopped {
+            return written;
+        }
         // Requests whose turn came.
         let now = Instant::now();
         let mut failed = Vec::new();
@@ -431,16 +501,7 @@ impl SyncDriver {
                     tracing::warn!(error = %e, "sync progress record not stored");
                 }
             }
-            Action::ForkDetected { evidence } => {
-                self.stopped = true;
-                tracing::error!(
-                    height = evidence.height,
-                    ours = %evidence.ours.header.hash(),
-                    theirs = %evidence.theirs.header.hash(),
-                    peer = %evidence.peer,
-                    "two finalized blocks at one height: sync stopped, an operator must decide"
-                );
-            }
+            Action::ForkDetected { evidence } => self.fork_detected(&evidence, store, metrics),
         }
     }
 
@@ -508,7 +569,12 @@ impl SyncDriver {
         metrics.sync_target_block.set(p.target as i64);
         metrics.sync_progress_percent.set(p.percent);
         metrics.sync_blocks_per_second.set(p.blocks_per_second);
-        metrics.set_sync_state(p.state.as_str());
+        let state = if self.stopped {
+            SyncState::Stopped
+        } else {
+            p.state
+        };
+        metrics.set_sync_state(state.as_str());
     }
 }
 

@@ -274,6 +274,17 @@ impl Consensus {
         self.decided.as_ref()
     }
 
+    /// The blocks proposed at the current height that passed the block checks (events
+    /// valid, within limits), whatever their fate: when another block is finalized here, the
+    /// node returns their events that the chain did not include to its mempool.
+    pub fn proposed_blocks(&self) -> impl Iterator<Item = &Block> + '_ {
+        self.cur
+            .blocks
+            .values()
+            .filter(|c| c.verdict.is_ok())
+            .map(|c| &c.block)
+    }
+
     /// `(round, block)` this node is locked on, if any.
     pub fn locked(&self) -> Option<(u32, BlockHash)> {
         self.cur.locked
