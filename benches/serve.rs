@@ -667,6 +667,7 @@ fn main() -> Result<()> {
         www: None,
         dishonest: None,
         warp_from: None,
+        trusted_peers: Vec::new(),
     })))??;
     anyhow::ensure!(
         node.head_height() == p.blocks - 1,

@@ -70,6 +70,7 @@ async fn serve(chain: &Chain, listen: Multiaddr, dishonest: Option<Dishonest>) -
         www: None,
         dishonest,
         warp_from: None,
+        trusted_peers: Vec::new(),
     })
     .await
     .expect("node starts")
@@ -127,8 +128,10 @@ async fn dishonest_peer_is_dropped(mode: Dishonest) {
                 "{mode:?}: the liar's headers were accepted up to {verified}"
             );
         }
-        Dishonest::ForgedSnapshot => {
-            panic!("light clients fetch no snapshots: this mode is tested in node_sync.rs")
+        Dishonest::ForgedSnapshot | Dishonest::Stall => {
+            panic!(
+                "light clients fetch no snapshots or blocks: this mode is tested in node_sync.rs"
+            )
         }
         Dishonest::ForgedProof => {
             // Its headers are honest: the client syncs from it alone.
@@ -150,7 +153,7 @@ async fn dishonest_peer_is_dropped(mode: Dishonest) {
             assert_eq!(status.verified_hash, Some(fixture.head_hash));
             assert_eq!(status.fork_height, None);
         }
-        Dishonest::ForgedSnapshot => unreachable!("refused above"),
+        Dishonest::ForgedSnapshot | Dishonest::Stall => unreachable!("refused above"),
         Dishonest::ForgedProof => {
             client
                 .run_until(|s| s.peers == 2, LIMIT)

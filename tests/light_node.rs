@@ -69,6 +69,7 @@ fn params(
         www: None,
         dishonest: None,
         warp_from: None,
+        trusted_peers: Vec::new(),
     }
 }
 

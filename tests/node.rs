@@ -121,6 +121,7 @@ fn params(
         www: None,
         dishonest: None,
         warp_from: None,
+        trusted_peers: Vec::new(),
     }
 }
 

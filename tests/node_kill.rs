@@ -65,6 +65,7 @@ impl Setup {
             dishonest: None,
             warp_checkpoint: None,
             sync_mode: Default::default(),
+            trusted_peers: Vec::new(),
         };
         std::fs::write(dir.path().join("node.toml"), config.to_toml()).unwrap();
         Setup { dir, genesis }

@@ -49,6 +49,7 @@ fn params(genesis: &Genesis, dir: &Path, key: SigningKey, bootnodes: Vec<Multiad
         www: None,
         dishonest: None,
         warp_from: None,
+        trusted_peers: Vec::new(),
     }
 }
 

@@ -97,6 +97,7 @@ fn params(
         www: None,
         dishonest,
         warp_from: None,
+        trusted_peers: Vec::new(),
     }
 }
 
@@ -260,6 +261,44 @@ async fn a_peer_serving_bad_signatures_is_banned_and_sync_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_peer_is_timed_out_and_its_ranges_go_to_the_other() {
+    init_logging();
+    const BLOCKS: u64 = 2_000;
+    let chain = generate("sync-stall", BLOCKS);
+    let staller_dir = chain.copy();
+    let staller = start(
+        &chain.genesis,
+        staller_dir.path(),
+        Vec::new(),
+        Some(Dishonest::Stall),
+    )
+    .await;
+    let honest = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let sync_dir = tempfile::tempdir().unwrap();
+    let node = start(
+        &chain.genesis,
+        sync_dir.path(),
+        vec![staller.listen[0].clone(), honest.listen[0].clone()],
+        None,
+    )
+    .await;
+    wait_synced(&node, BLOCKS, LIMIT).await;
+    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+    assert_eq!(blocks_served(&staller), 0.0, "the staller answered nothing");
+    // Its requests were given up on (stall detection first, the timeout otherwise) and their
+    // ranges served by the honest peer; no one was reported: silence is not invalid data.
+    let stalled = metric(&node, "headway_sync_errors_total");
+    assert!(
+        stalled >= 1.0,
+        "no request to the staller failed: {stalled}"
+    );
+    assert_eq!(metric(&node, "headway_sync_peers_reported_total"), 0.0);
+    node.stop().await.unwrap();
+    staller.stop().await.unwrap();
+    honest.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_in_a_quiet_period_catches_up_at_once() {
     init_logging();
     const BLOCKS: u64 = 2_000;
@@ -395,8 +434,22 @@ async fn warp_sync_starts_at_a_checkpoint_refuses_a_forged_snapshot_and_syncs_th
     .await
     .expect("warp sync finishes")
     .expect("node starts");
+    // The liar's blocks are the real chain's (only its snapshots are forged): whether it was
+    // asked for the snapshot first (and banned) or not, the node ends on the chain.
     wait_synced(&node, HONEST_HEAD, LIMIT).await;
-    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+    let head = node.store.head().unwrap().unwrap();
+    assert!(head.height >= HONEST_HEAD);
+    assert_eq!(
+        Some(head.hash),
+        liar.store
+            .header(head.height)
+            .unwrap()
+            .map(|h| h.header.hash())
+    );
+    assert_eq!(
+        node.store.header(HONEST_HEAD).unwrap(),
+        honest.store.header(HONEST_HEAD).unwrap()
+    );
     assert_eq!(node.store.lowest_height().unwrap(), AT + 1);
     assert!(node.store.header(AT - 1).unwrap().is_none());
     assert_eq!(
@@ -405,7 +458,7 @@ async fn warp_sync_starts_at_a_checkpoint_refuses_a_forged_snapshot_and_syncs_th
     );
     assert_eq!(
         metric(&node, "headway_sync_written_blocks_total"),
-        (HONEST_HEAD - AT) as f64,
+        (head.height - AT) as f64,
         "only the blocks after the checkpoint were downloaded"
     );
     let sync = node.status.borrow().sync.clone().unwrap();
@@ -415,8 +468,13 @@ async fn warp_sync_starts_at_a_checkpoint_refuses_a_forged_snapshot_and_syncs_th
     // Restarted with the same checkpoint, it resumes from its store (no second snapshot), and
     // a checkpoint the store contradicts is refused before anything starts.
     let served_before = snapshots_served(&honest);
-    let node = start(&genesis, dir.path(), vec![honest.listen[0].clone()], None).await;
-    assert_eq!(node.head_height(), HONEST_HEAD);
+    let node = service::start(NodeParams {
+        warp_from: Some(checkpoint.clone()),
+        ..params(&genesis, dir.path(), vec![honest.listen[0].clone()], None)
+    })
+    .await
+    .expect("node restarts");
+    assert_eq!(node.head_height(), head.height);
     node.stop().await.unwrap();
     assert_eq!(snapshots_served(&honest), served_before);
     let other = honest.store.header(AT + 1).unwrap().unwrap().header;

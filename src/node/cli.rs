@@ -205,6 +205,13 @@ struct NodeArgs {
     /// Block sync mode: fast (whole blocks) or header-first (headers, then bodies).
     #[arg(long, value_enum, env = "HEADWAY_SYNC_MODE")]
     sync_mode: Option<super::config::SyncModeSetting>,
+    /// A peer id block sync prefers (repeatable); its data is still verified.
+    #[arg(
+        long = "trusted-peer",
+        env = "HEADWAY_TRUSTED_PEERS",
+        value_delimiter = ','
+    )]
+    trusted_peers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -293,6 +300,7 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
             dishonest: None,
             warp_checkpoint: None,
             sync_mode: Default::default(),
+            trusted_peers: Vec::new(),
         },
     };
     if let Some(d) = args.data_dir {
@@ -330,6 +338,9 @@ fn node_config(args: NodeArgs) -> Result<NodeConfig> {
     }
     if let Some(mode) = args.sync_mode {
         config.sync_mode = mode;
+    }
+    if !args.trusted_peers.is_empty() {
+        config.trusted_peers = args.trusted_peers;
     }
     Ok(config)
 }

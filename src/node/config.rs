@@ -56,6 +56,10 @@ pub struct NodeConfig {
     /// (headers verified first, then bodies checked against them).
     #[serde(default)]
     pub sync_mode: SyncModeSetting,
+    /// Peer ids whose answers block sync prefers when several peers can serve a range (their
+    /// data is verified like anyone's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_peers: Vec<String>,
 }
 
 /// The `sync_mode` setting.
@@ -239,6 +243,7 @@ mod tests {
             dishonest: Some(super::super::dishonest::Dishonest::WrongParent),
             warp_checkpoint: Some("@checkpoint.txt".into()),
             sync_mode: SyncModeSetting::HeaderFirst,
+            trusted_peers: vec!["12D3KooWAbc".into()],
         };
         assert_eq!(NodeConfig::parse(&c.to_toml()).unwrap(), c);
     }

@@ -172,6 +172,7 @@ pub async fn start(options: &DevnetOptions) -> Result<Devnet> {
         www: options.www.clone(),
         dishonest: None,
         warp_from: None,
+        trusted_peers: Vec::new(),
     };
 
     let mut validators: Vec<NodeHandle> = Vec::new();

@@ -38,6 +38,16 @@ pub enum Dishonest {
     /// flipped, and encoded again with a matching snapshot hash, so only the check against
     /// the trusted header can catch it; a chunk of a larger snapshot gets a data byte flipped.
     ForgedSnapshot,
+    /// Block requests are accepted and never answered (the stream stays open), so the
+    /// requester's timeout and stall detection must move the range to another peer.
+    Stall,
+}
+
+impl Dishonest {
+    /// Whether a node in this mode leaves `request` unanswered.
+    pub fn withholds(self, request: &crate::protocol::Request) -> bool {
+        self == Dishonest::Stall && matches!(request, crate::protocol::Request::GetBlocks(_))
+    }
 }
 
 /// `response` as a node in `mode` sends it.

@@ -250,6 +250,11 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         .collect::<Result<Vec<Multiaddr>>>()?;
     let websocket_tls = config.websocket_tls()?;
     let warp_from = config.warp_checkpoint()?;
+    let trusted_peers = config
+        .trusted_peers
+        .iter()
+        .map(|p| p.parse().with_context(|| format!("trusted peer id {p:?}")))
+        .collect::<Result<Vec<PeerId>>>()?;
     let sync_options = SyncOptions {
         mode: config.sync_mode.into(),
         ..SyncOptions::default()
@@ -266,6 +271,7 @@ pub async fn start_node(config: NodeConfig) -> Result<NodeHandle> {
         www: config.www,
         dishonest: config.dishonest,
         warp_from,
+        trusted_peers,
     };
     start_with_sync(params, websocket_tls, sync_options).await
 }
@@ -289,6 +295,8 @@ pub struct NodeParams {
     /// (fetched from peers and checked against it) instead of at genesis. Ignored once the
     /// store holds blocks.
     pub warp_from: Option<Checkpoint>,
+    /// Peers block sync prefers (see [`super::config::NodeConfig::trusted_peers`]).
+    pub trusted_peers: Vec<PeerId>,
 }
 
 pub async fn start(params: NodeParams) -> Result<NodeHandle> {
@@ -342,7 +350,8 @@ pub async fn start_with_sync(
                 addr: addr.clone(),
                 peer,
                 failures: 0,
-                next_dial_ms: 0,
+                // The network dials every bootnode at start: give that dial time first.
+                next_dial_ms: now_ms().saturating_add(2 * REDIAL_CHECK_MS),
             })
         })
         .collect();
@@ -384,6 +393,7 @@ pub async fn start_with_sync(
         .map_err(|e| anyhow::anyhow!("store head: {e}"))?;
     let now = now_ms();
     let mut sync = SyncDriver::new(&*store, genesis.clone(), sync_options, now)?;
+    sync.set_trusted(params.trusted_peers.iter().copied());
     if warped {
         // The peers met during warp sync: block sync starts with them at once.
         sync.reanchor(&*store, &network, now);
@@ -473,6 +483,7 @@ pub async fn start_with_sync(
         state: "connecting",
         signing_failed: false,
         dishonest: params.dishonest,
+        withheld: Vec::new(),
         bootnodes,
     };
     if !node.bootnodes.is_empty() {
@@ -735,6 +746,8 @@ struct NodeLoop {
     signing_failed: bool,
     /// Test only: how this node lies in its answers ([`dishonest::tamper`]).
     dishonest: Option<Dishonest>,
+    /// Test only ([`Dishonest::Stall`]): requests held unanswered.
+    withheld: Vec<crate::net::InboundId>,
     bootnodes: Vec<Bootnode>,
 }
 
@@ -1143,6 +1156,11 @@ impl NodeLoop {
     fn on_net(&mut self, event: NetEvent) {
         match event {
             NetEvent::InboundRequest { peer, id, request } => {
+                if self.dishonest.is_some_and(|mode| mode.withholds(&request)) {
+                    // Test only: keep the request (and its stream) open, never answer it.
+                    self.withheld.push(id);
+                    return;
+                }
                 let started = Instant::now();
                 let protocol = request.protocol();
                 let mut response = serve(&*self.store, &self.genesis, &request);

@@ -57,6 +57,8 @@ pub struct SyncDriver {
     requests: HashMap<net::RequestId, (RequestId, Instant)>,
     /// Peers fed as connected to the current machine.
     peers: BTreeMap<PeerId, ()>,
+    /// Peers the operator trusts: preferred when several can serve a range (Soma).
+    trusted: std::collections::HashSet<PeerId>,
     /// The machine's counters already added to the Prometheus counters.
     exported: SyncMetrics,
     /// A fork between finalized chains stopped sync: it is not restarted.
@@ -143,12 +145,19 @@ impl SyncDriver {
             genesis,
             requests: HashMap::new(),
             peers: BTreeMap::new(),
+            trusted: Default::default(),
             exported: SyncMetrics::default(),
             stopped: false,
             fork: None,
             delayed: VecDeque::new(),
             pacer: Pacer::default(),
         })
+    }
+
+    /// Marks these peers as trusted (preferred by the balancer; everything they send is still
+    /// verified).
+    pub fn set_trusted(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.trusted = peers.into_iter().collect();
     }
 
     pub fn state(&self) -> SyncState {
@@ -275,7 +284,7 @@ impl SyncDriver {
                         self.machine.feed(Input::PeerConnected {
                             peer,
                             status,
-                            trusted: false,
+                            trusted: self.trusted.contains(&peer),
                         });
                     }
                 }
@@ -289,11 +298,12 @@ impl SyncDriver {
         if self.peers.insert(peer, ()).is_some() {
             return self.feed(Input::PeerStatus { peer, status }, ctx);
         }
+        let trusted = self.trusted.contains(&peer);
         self.feed(
             Input::PeerConnected {
                 peer,
                 status,
-                trusted: false,
+                trusted,
             },
             ctx,
         )

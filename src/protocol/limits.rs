@@ -74,7 +74,9 @@ impl RateLimit {
             // Expected every 30 s.
             Protocol::Status => (4, 5_000),
             Protocol::Headers => (16, 100),
-            Protocol::Blocks => (8, 250),
+            // A full node catching up from one peer: 20 × 128 blocks/s, above what two
+            // cores verify with 100 validators (see docs/PROTOCOL.md §21.2).
+            Protocol::Blocks => (16, 50),
             Protocol::Proof => (32, 50),
             Protocol::Snapshot => (MAX_SNAPSHOT_CHUNKS, 200),
         };

@@ -118,7 +118,9 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
             .checked_add(1)
             .ok_or_else(|| SyncError::Anchor("the head is at the last possible height".into()))?;
         Ok(BlockSync {
-            verifier: Verifier::new().with_max_clock_drift_ms(options.max_clock_drift_ms),
+            verifier: Verifier::new()
+                .with_max_clock_drift_ms(options.max_clock_drift_ms)
+                .with_threads(options.verify_threads),
             now_ms,
             state: SyncState::Determining,
             stopped: None,

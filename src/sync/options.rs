@@ -84,6 +84,21 @@ pub struct SyncOptions {
     pub persist_every_ms: u64,
     /// Allowance for a proposer's clock running ahead of ours. Default: 15 s.
     pub max_clock_drift_ms: u64,
+    /// Threads a range's signature batch is verified on (see `Verifier::with_threads`): the
+    /// machine's one expensive step. Default: every core natively, 1 on wasm32.
+    pub verify_threads: usize,
+}
+
+/// Every core this process may use (1 on wasm32, or when unknown).
+fn available_cores() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
 }
 
 impl Default for SyncOptions {
@@ -113,6 +128,7 @@ impl Default for SyncOptions {
             persist_every_blocks: 1_000,
             persist_every_ms: 30_000,
             max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT_MS,
+            verify_threads: available_cores(),
         }
     }
 }
@@ -159,6 +175,9 @@ impl SyncOptions {
                 "max_ahead_headers {} is below headers_per_request {}",
                 self.max_ahead_headers, self.headers_per_request
             ));
+        }
+        if self.verify_threads == 0 {
+            return fail("verify_threads must be at least 1".into());
         }
         if self.max_unwritten_blocks == 0 || self.write_batch_blocks == 0 {
             return fail("write batch and unwritten limit must be at least 1".into());

@@ -78,3 +78,80 @@ pub(crate) fn verify_commit(
 pub(crate) fn batch_ok(items: &[BatchItem<'_>]) -> bool {
     matches!(ed25519::verify_batch(items), Ok(()))
 }
+
+/// Below this many signatures a batch is not split: a thread costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 256;
+
+/// [`batch_ok`] over up to `threads` threads: the items are cut into contiguous parts, each
+/// verified as a batch of its own on a scoped thread (the first on this one). True only if
+/// every part verifies. wasm32 has no threads: one batch.
+pub(crate) fn batch_ok_split(items: &[BatchItem<'_>], threads: usize) -> bool {
+    let parts = threads.min(items.len() / MIN_ITEMS_PER_THREAD).max(1);
+    if parts == 1 || cfg!(target_arch = "wasm32") {
+        return batch_ok(items);
+    }
+    let chunk = items.len().div_ceil(parts);
+    let mut chunks = items.chunks(chunk);
+    let Some(first) = chunks.next() else {
+        return true;
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = chunks
+            .map(|part| scope.spawn(move || batch_ok(part)))
+            .collect();
+        let here = batch_ok(first);
+        // A panic in a part is a failed batch; the scope joins every thread before returning.
+        here && others.into_iter().all(|t| t.join().unwrap_or(false))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ed25519::{PublicKey, Signature, SigningKey};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// `n` valid (key, message, signature) triples.
+    fn signed(n: usize) -> Vec<(PublicKey, Vec<u8>, Signature)> {
+        (0..n)
+            .map(|i| {
+                let key = SigningKey::from_seed(&[(i % 251) as u8 + 1; 32]);
+                let message = (i as u64).to_le_bytes().to_vec();
+                let signature = key.sign(&message);
+                (key.public_key(), message, signature)
+            })
+            .collect()
+    }
+
+    fn items(signed: &[(PublicKey, Vec<u8>, Signature)]) -> Vec<BatchItem<'_>> {
+        signed
+            .iter()
+            .map(|(key, message, signature)| BatchItem {
+                key,
+                message,
+                signature,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_split_batch_fails_if_any_part_holds_a_bad_signature() {
+        let n = 3 * MIN_ITEMS_PER_THREAD + 7;
+        let good = signed(n);
+        for threads in [1, 2, 3, 8] {
+            assert!(batch_ok_split(&items(&good), threads), "{threads} threads");
+        }
+        // A bad signature in the first part, in the last part, and at a part boundary.
+        for bad in [0, n - 1, n.div_ceil(2), n.div_ceil(3)] {
+            let mut tampered = good.clone();
+            tampered[bad].2 = tampered[(bad + 1) % n].2;
+            for threads in [1, 2, 3] {
+                assert!(
+                    !batch_ok_split(&items(&tampered), threads),
+                    "bad item {bad} passed with {threads} threads"
+                );
+            }
+        }
+    }
+}

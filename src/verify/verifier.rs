@@ -46,6 +46,8 @@ pub struct Verifier {
     max_clock_drift_ms: u64,
     mode: SignatureMode,
     pinned: BTreeMap<u64, Checkpoint>,
+    /// Threads a range's signature batch is split over (1: the caller's thread only).
+    threads: usize,
 }
 
 impl Default for Verifier {
@@ -54,6 +56,7 @@ impl Default for Verifier {
             max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT_MS,
             mode: SignatureMode::Batch,
             pinned: BTreeMap::new(),
+            threads: 1,
         }
     }
 }
@@ -80,6 +83,15 @@ impl Verifier {
 
     pub fn with_signature_mode(mut self, mode: SignatureMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Splits the signature batch of a large range ([`Verifier::verify_range`]) over up to
+    /// `threads` threads (scoped, joined before it returns). Each part is a batch of its own,
+    /// with coefficients derived from its own items, so the rule is unchanged: the range passes
+    /// only if every part does. On wasm32 (no threads) the setting is ignored. Default: 1.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
         self
     }
 
@@ -188,7 +200,7 @@ impl Verifier {
                     &c.digest,
                 );
             }
-            if signatures::batch_ok(&items) {
+            if signatures::batch_ok_split(&items, self.threads) {
                 return Ok(checked.pop().map_or_else(|| trusted.clone(), |c| c.state));
             }
         }

@@ -1,0 +1,387 @@
+//! Full-node block sync end to end (issue 6), against the signature bound measured in the
+//! same run.
+//!
+//! A chain of `SYNC_BLOCKS` blocks signed by `SYNC_VALIDATORS` validators (every validator
+//! signs every commit; 2 events per block) is generated with `node::gen_chain` and served by
+//! one or two nodes (`service::start`, in this process, on a tokio runtime of 2 workers). A
+//! fresh `headway node` process (the release binary) syncs it from them over loopback TCP; the
+//! time from spawning it until its `/status` shows the head is the sync time.
+//!
+//! The bound: the same headers verified with `Verifier::verify_range` in ranges of 128 (the
+//! sync machine's request size), on 1 thread and on 2 threads (the machine's setting on this
+//! 2-core machine), in this process, idle otherwise. The ratio is blocks/s synced over headers/s
+//! verified on 2 threads: what network, decoding, body checks and redb writes leave of the
+//! signature bound. The servers share the same 2 cores, so the ratio counts their work too.
+//!
+//! With `SYNC_RSS_BLOCKS` set (e.g. 100000), it also syncs that many blocks of a
+//! `SYNC_RSS_VALIDATORS`-validator chain (default 4: memory is about the pipeline, not
+//! signatures) from one node and samples the syncing process's RSS (`/proc/<pid>/status`)
+//! against its height: peak RSS over the first tenth of the chain and over all of it.
+//!
+//! `cargo bench --bench sync` (env: SYNC_BLOCKS, SYNC_VALIDATORS, SYNC_RUNS, SYNC_RSS_BLOCKS,
+//! SYNC_RSS_VALIDATORS).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use headway::chain::{Genesis, TrustedHeader};
+use headway::node::consensus::ConsensusConfig;
+use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
+use headway::node::service::{self, NodeHandle, NodeParams};
+use headway::store::{ChainStore, RedbStore};
+use headway::verify::{TrustedState, Verifier};
+use libp2p::Multiaddr;
+use tokio::runtime::Runtime;
+
+const RANGE: u32 = 128;
+
+fn env<T: FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Chain {
+    dir: tempfile::TempDir,
+    genesis: Genesis,
+    blocks: u64,
+}
+
+fn generate(validators: usize, blocks: u64) -> Result<Chain> {
+    let dir = tempfile::tempdir()?;
+    let spec = ChainSpec::ending_now("bench-sync", validators, blocks, 0);
+    let started = Instant::now();
+    gen_chain::generate(&spec, dir.path())?;
+    eprintln!(
+        "generated {blocks} blocks, {validators} validators, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let genesis = Genesis::from_json(&std::fs::read_to_string(dir.path().join(GENESIS_FILE))?)?;
+    Ok(Chain {
+        dir,
+        genesis,
+        blocks,
+    })
+}
+
+impl Chain {
+    /// A copy of the store in a new folder (its own node identity).
+    fn copy(&self) -> Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir()?;
+        std::fs::copy(
+            self.dir.path().join("chain.redb"),
+            dir.path().join("chain.redb"),
+        )?;
+        std::fs::copy(
+            self.dir.path().join(GENESIS_FILE),
+            dir.path().join(GENESIS_FILE),
+        )?;
+        Ok(dir)
+    }
+}
+
+async fn serve(genesis: &Genesis, dir: &Path) -> Result<NodeHandle> {
+    service::start(NodeParams {
+        data_dir: dir.to_path_buf(),
+        genesis: genesis.clone(),
+        validator_key: None,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        bootnodes: Vec::new(),
+        http: None,
+        consensus: ConsensusConfig::default(),
+        block_interval_ms: 1_000,
+        www: None,
+        dishonest: None,
+        warp_from: None,
+        trusted_peers: Vec::new(),
+    })
+    .await
+}
+
+// ---- the bound --------------------------------------------------------------------------
+
+/// Seconds to verify every header after genesis in ranges of [`RANGE`] on `threads` threads.
+fn verify_all(genesis: &TrustedState, headers: &[TrustedHeader], threads: usize) -> f64 {
+    let verifier = Verifier::new().with_threads(threads);
+    let now = u64::MAX / 2;
+    let started = Instant::now();
+    let mut state = genesis.clone();
+    for range in headers.chunks(RANGE as usize) {
+        state = verifier
+            .verify_range(&state, range, now)
+            .unwrap_or_else(|e| panic!("the generated chain verifies: {e:?}"));
+    }
+    started.elapsed().as_secs_f64()
+}
+
+fn load_headers(chain: &Chain) -> Result<(TrustedState, Vec<TrustedHeader>)> {
+    let store = RedbStore::open(chain.dir.path().join("chain.redb"))?;
+    let genesis_header = store.header(0)?.context("genesis header")?.header;
+    let trusted = TrustedState {
+        hash: genesis_header.hash(),
+        header: genesis_header,
+        next_validators: Arc::new(chain.genesis.validators_at(1).clone()),
+    };
+    let mut headers = Vec::new();
+    let mut next = 1;
+    while next <= chain.blocks {
+        let got = store.headers(next, 1024)?;
+        if got.is_empty() {
+            bail!("missing header {next}");
+        }
+        next += got.len() as u64;
+        headers.extend(got);
+    }
+    Ok((trusted, headers))
+}
+
+// ---- the syncing process ------------------------------------------------------------------
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+fn head_height(http: SocketAddr) -> Option<u64> {
+    let status: serde_json::Value = serde_json::from_str(&http_get(http, "/status")?).ok()?;
+    status["head_height"].as_u64()
+}
+
+struct Syncer {
+    child: Child,
+    http: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_syncer(genesis_file: &Path, bootnodes: &[Multiaddr]) -> Result<Syncer> {
+    let data = tempfile::tempdir()?;
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
+    let child = Command::new(env!("CARGO_BIN_EXE_headway"))
+        .arg("node")
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--genesis")
+        .arg(genesis_file)
+        .arg("--listen")
+        .arg("/ip4/127.0.0.1/tcp/0")
+        .arg("--bootnode")
+        .arg(bootnodes.join(","))
+        .arg("--http")
+        .arg(http.to_string())
+        .env("HEADWAY_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawning headway node")?;
+    Ok(Syncer {
+        child,
+        http,
+        _data: data,
+    })
+}
+
+/// `(RSS kB, CPU seconds)` of a process, from /proc.
+fn proc_usage(pid: u32) -> (u64, f64) {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let close = s.rfind(')')?;
+            let fields: Vec<&str> = s[close + 2..].split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN);
+    (rss, cpu)
+}
+
+struct Run {
+    secs: f64,
+    cpu_secs: f64,
+    /// `(height, RSS kB)` samples.
+    rss: Vec<(u64, u64)>,
+}
+
+/// Syncs a fresh node from `bootnodes` up to `blocks`; polls its height and RSS.
+fn sync_once(genesis_file: &Path, bootnodes: &[Multiaddr], blocks: u64) -> Result<Run> {
+    let started = Instant::now();
+    let mut syncer = spawn_syncer(genesis_file, bootnodes)?;
+    let pid = syncer.child.id();
+    let deadline = started + Duration::from_secs(1_800);
+    let mut rss = Vec::new();
+    let mut height = 0;
+    loop {
+        if let Some(h) = head_height(syncer.http) {
+            height = h;
+        }
+        let (kb, _) = proc_usage(pid);
+        rss.push((height, kb));
+        if height >= blocks {
+            break;
+        }
+        if let Some(status) = syncer.child.try_wait()? {
+            bail!("the syncing node exited: {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("not synced after 30 minutes (at {height})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (_, cpu_secs) = proc_usage(pid);
+    Ok(Run {
+        secs,
+        cpu_secs,
+        rss,
+    })
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and expects no work.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    let blocks: u64 = env("SYNC_BLOCKS", 3_000);
+    let validators: usize = env("SYNC_VALIDATORS", 100);
+    let runs: usize = env("SYNC_RUNS", 3);
+    let rss_blocks: u64 = env("SYNC_RSS_BLOCKS", 0);
+    let rss_validators: usize = env("SYNC_RSS_VALIDATORS", 4);
+
+    let chain = generate(validators, blocks)?;
+    let (genesis_state, headers) = load_headers(&chain)?;
+    let mut bound = [f64::MAX; 2];
+    for _ in 0..runs {
+        for (i, threads) in [1, 2].into_iter().enumerate() {
+            bound[i] = bound[i].min(verify_all(&genesis_state, &headers, threads));
+        }
+    }
+    drop(headers);
+
+    let runtime: Runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hw-serve")
+        .enable_all()
+        .build()?;
+    let copy = chain.copy()?;
+    let a = runtime.block_on(serve(&chain.genesis, chain.dir.path()))?;
+    let b = runtime.block_on(serve(&chain.genesis, copy.path()))?;
+    let genesis_file = chain.dir.path().join(GENESIS_FILE);
+
+    let mut results = Vec::new();
+    for peers in [1usize, 2] {
+        let bootnodes: Vec<Multiaddr> = [&a, &b][..peers]
+            .iter()
+            .map(|n| n.listen[0].clone())
+            .collect();
+        let mut best: Option<Run> = None;
+        for _ in 0..runs {
+            let run = sync_once(&genesis_file, &bootnodes, blocks)?;
+            eprintln!(
+                "{peers} peer(s): {blocks} blocks in {:.2} s, syncer CPU {:.2} s",
+                run.secs, run.cpu_secs
+            );
+            if best.as_ref().is_none_or(|b| run.secs < b.secs) {
+                best = Some(run);
+            }
+        }
+        results.push((peers, best.context("at least one run")?));
+    }
+
+    let rate = |secs: f64| blocks as f64 / secs;
+    println!("\nblocks: {blocks}, validators: {validators}, best of {runs} runs\n");
+    println!("| what | time | blocks/s | ratio to the 2-thread bound |");
+    println!("|---|---|---|---|");
+    println!(
+        "| bound: verify_range, ranges of {RANGE}, 1 thread | {:.2} s | {:.0} | {:.0}% |",
+        bound[0],
+        rate(bound[0]),
+        100.0 * bound[1] / bound[0]
+    );
+    println!(
+        "| bound: verify_range, ranges of {RANGE}, 2 threads | {:.2} s | {:.0} | 100% |",
+        bound[1],
+        rate(bound[1])
+    );
+    for (peers, run) in &results {
+        println!(
+            "| `headway node` synced from {peers} peer(s) | {:.2} s | {:.0} | {:.0}% (syncer CPU {:.2} s = {:.2} cores) |",
+            run.secs,
+            rate(run.secs),
+            100.0 * bound[1] / run.secs,
+            run.cpu_secs,
+            run.cpu_secs / run.secs
+        );
+    }
+
+    if rss_blocks > 0 {
+        let big = generate(rss_validators, rss_blocks)?;
+        let server = runtime.block_on(serve(&big.genesis, big.dir.path()))?;
+        let run = sync_once(
+            &big.dir.path().join(GENESIS_FILE),
+            &[server.listen[0].clone()],
+            rss_blocks,
+        )?;
+        let peak_until = |h: u64| {
+            run.rss
+                .iter()
+                .filter(|(height, _)| *height <= h)
+                .map(|(_, kb)| *kb)
+                .max()
+                .unwrap_or(0)
+        };
+        println!(
+            "\nRSS while syncing {rss_blocks} blocks ({rss_validators} validators, 1 peer, {:.1} s, {:.0} blocks/s):\n",
+            run.secs,
+            rss_blocks as f64 / run.secs
+        );
+        println!("| blocks synced up to | peak RSS of the syncing process |");
+        println!("|---|---|");
+        for tenth in [1u64, 2, 5, 10] {
+            let h = rss_blocks * tenth / 10;
+            println!("| {h} | {:.1} MiB |", peak_until(h) as f64 / 1024.0);
+        }
+        runtime.block_on(server.stop())?;
+    }
+    runtime.block_on(async {
+        a.stop().await?;
+        b.stop().await
+    })?;
+    Ok(())
+}
