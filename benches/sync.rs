@@ -21,8 +21,7 @@
 //! `cargo bench --bench sync` (env: SYNC_BLOCKS, SYNC_VALIDATORS, SYNC_RUNS, SYNC_RSS_BLOCKS,
 //! SYNC_RSS_VALIDATORS).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -144,23 +143,9 @@ fn load_headers(chain: &Chain) -> Result<(TrustedState, Vec<TrustedHeader>)> {
 
 // ---- the syncing process ------------------------------------------------------------------
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
+#[path = "../tests/support/http.rs"]
+mod http;
+use http::{free_port, http_get};
 
 fn head_height(http: SocketAddr) -> Option<u64> {
     let status: serde_json::Value = serde_json::from_str(&http_get(http, "/status")?).ok()?;
@@ -182,7 +167,7 @@ impl Drop for Syncer {
 
 fn spawn_syncer(genesis_file: &Path, bootnodes: &[Multiaddr]) -> Result<Syncer> {
     let data = tempfile::tempdir()?;
-    let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
     let child = Command::new(env!("CARGO_BIN_EXE_headway"))
         .arg("node")

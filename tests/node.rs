@@ -13,7 +13,7 @@ use headway::chain::{
     ValidatorSet,
 };
 use headway::crypto::ed25519::SigningKey;
-use headway::net::{keypair_from_seed, NetEvent, Network, NetworkConfig};
+use headway::net::{NetEvent, Network};
 use headway::node::api::SubmitError;
 use headway::node::consensus::{ConsensusConfig, TimeoutConfig};
 use headway::node::now_ms;
@@ -24,7 +24,7 @@ use headway::protocol::limits::{
 };
 use headway::protocol::{
     BlocksResponse, ErrorCode, GetBlocks, GetHeaders, GetProof, GetSnapshot, HeadersResponse,
-    ProofResponse, Request, Response, SnapshotAssembler, SnapshotResponse, Status,
+    ProofResponse, Request, Response, SnapshotAssembler, SnapshotResponse,
 };
 use headway::store::{ChainStore, RedbStore};
 use headway::testkit;
@@ -498,37 +498,11 @@ async fn a_node_warp_synced_to_a_checkpoint_follows_the_live_chain() {
     cluster.shutdown().await;
 }
 
-/// Starts a test client (node key `testkit::key(seed)`) that dials `node` and waits for the
-/// handshake.
+#[path = "support/client.rs"]
+mod client;
+
 async fn connect_client(seed: u64, genesis: &Genesis, node: &NodeHandle) -> Network {
-    let block = genesis.block();
-    let genesis_hash = block.block.header.hash();
-    let status = Status {
-        head_height: 0,
-        head_hash: genesis_hash,
-        mmr_root: block.block.header.mmr_root,
-        lowest_height: 0,
-        syncing: false,
-    };
-    let mut config = NetworkConfig::new(
-        keypair_from_seed(testkit::key(seed).seed()),
-        genesis.chain_id.clone(),
-        genesis_hash,
-        status,
-    );
-    config.bootnodes = vec![node.listen[0].clone()];
-    let (mut client, _) = Network::new(config).await.expect("client starts");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline, client.next_event())
-            .await
-            .expect("handshake with the node in time");
-        match event {
-            NetEvent::HandshakeDone { peer, .. } if peer == node.peer_id => return client,
-            NetEvent::HandshakeFailed { peer, reason } => panic!("handshake with {peer}: {reason}"),
-            _ => {}
-        }
-    }
+    client::connect_client(seed, genesis, node, LIMIT).await
 }
 
 /// Sends `request` to `peer` and drives the client until its response arrives.

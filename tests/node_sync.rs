@@ -4,20 +4,18 @@
 //! upper bound, never a fixed time.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use headway::chain::{Checkpoint, Genesis};
-use headway::net::{keypair_from_seed, NetEvent, Network, NetworkConfig};
+use headway::net::Network;
 use headway::node::consensus::ConsensusConfig;
 use headway::node::dishonest::Dishonest;
 use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
 use headway::node::service::{self, NodeHandle, NodeParams};
 use headway::protocol::gossip::GossipMessage;
-use headway::protocol::Status;
 use headway::store::{ChainStore, RedbStore};
 use libp2p::Multiaddr;
 use tempfile::TempDir;
@@ -217,36 +215,57 @@ async fn ten_thousand_blocks_from_two_peers_in_parallel() {
     b.stop().await.unwrap();
 }
 
+/// A node syncing a generated chain from an honest peer and from one in `mode`, all started.
+struct Beside {
+    // Declared first: nodes stop before their folders go.
+    node: NodeHandle,
+    odd: NodeHandle,
+    honest: NodeHandle,
+    _dirs: (Chain, TempDir, TempDir),
+}
+
+impl Beside {
+    async fn start(chain_id: &str, blocks: u64, mode: Dishonest) -> Beside {
+        init_logging();
+        let chain = generate(chain_id, blocks);
+        let odd_dir = chain.copy();
+        let odd = start(&chain.genesis, odd_dir.path(), Vec::new(), Some(mode)).await;
+        let honest = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+        let sync_dir = tempfile::tempdir().unwrap();
+        let node = start(
+            &chain.genesis,
+            sync_dir.path(),
+            vec![odd.listen[0].clone(), honest.listen[0].clone()],
+            None,
+        )
+        .await;
+        wait_synced(&node, blocks, LIMIT).await;
+        assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+        Beside {
+            node,
+            odd,
+            honest,
+            _dirs: (chain, odd_dir, sync_dir),
+        }
+    }
+
+    async fn stop(self) {
+        self.node.stop().await.unwrap();
+        self.odd.stop().await.unwrap();
+        self.honest.stop().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_bad_signatures_is_banned_and_sync_completes() {
-    init_logging();
-    const BLOCKS: u64 = 3_000;
-    let chain = generate("sync-liar", BLOCKS);
-    let liar_dir = chain.copy();
-    let liar = start(
-        &chain.genesis,
-        liar_dir.path(),
-        Vec::new(),
-        Some(Dishonest::BadSignature),
-    )
-    .await;
-    let honest = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
-    let sync_dir = tempfile::tempdir().unwrap();
-    let node = start(
-        &chain.genesis,
-        sync_dir.path(),
-        vec![liar.listen[0].clone(), honest.listen[0].clone()],
-        None,
-    )
-    .await;
-    wait_synced(&node, BLOCKS, LIMIT).await;
-    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
+    let run = Beside::start("sync-liar", 3_000, Dishonest::BadSignature).await;
+    let (node, liar) = (&run.node, &run.odd);
     assert!(
-        blocks_served(&liar) >= 1.0,
+        blocks_served(liar) >= 1.0,
         "the liar was asked (and lied) at least once"
     );
-    assert!(metric(&node, "headway_sync_peers_reported_total") >= 1.0);
-    assert!(metric(&node, "headway_sync_validation_errors_total") >= 1.0);
+    assert!(metric(node, "headway_sync_peers_reported_total") >= 1.0);
+    assert!(metric(node, "headway_sync_validation_errors_total") >= 1.0);
     // Banned: disconnected, and it stays away.
     let mut status = node.status.clone();
     wait_until(
@@ -255,47 +274,19 @@ async fn a_peer_serving_bad_signatures_is_banned_and_sync_completes() {
         || format!("only the honest peer left: {:?}", node.status.borrow()),
     )
     .await;
-    node.stop().await.unwrap();
-    liar.stop().await.unwrap();
-    honest.stop().await.unwrap();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalling_peer_is_timed_out_and_its_ranges_go_to_the_other() {
-    init_logging();
-    const BLOCKS: u64 = 2_000;
-    let chain = generate("sync-stall", BLOCKS);
-    let staller_dir = chain.copy();
-    let staller = start(
-        &chain.genesis,
-        staller_dir.path(),
-        Vec::new(),
-        Some(Dishonest::Stall),
-    )
-    .await;
-    let honest = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
-    let sync_dir = tempfile::tempdir().unwrap();
-    let node = start(
-        &chain.genesis,
-        sync_dir.path(),
-        vec![staller.listen[0].clone(), honest.listen[0].clone()],
-        None,
-    )
-    .await;
-    wait_synced(&node, BLOCKS, LIMIT).await;
-    assert_eq!(head_of(&*node.store), head_of(&*honest.store));
-    assert_eq!(blocks_served(&staller), 0.0, "the staller answered nothing");
+    let run = Beside::start("sync-stall", 2_000, Dishonest::Stall).await;
+    assert_eq!(blocks_served(&run.odd), 0.0, "the staller answered nothing");
     // Its requests were given up on (stall detection first, the timeout otherwise) and their
     // ranges served by the honest peer; no one was reported: silence is not invalid data.
-    let stalled = metric(&node, "headway_sync_errors_total");
-    assert!(
-        stalled >= 1.0,
-        "no request to the staller failed: {stalled}"
-    );
-    assert_eq!(metric(&node, "headway_sync_peers_reported_total"), 0.0);
-    node.stop().await.unwrap();
-    staller.stop().await.unwrap();
-    honest.stop().await.unwrap();
+    let failed = metric(&run.node, "headway_sync_errors_total");
+    assert!(failed >= 1.0, "no request to the staller failed: {failed}");
+    assert_eq!(metric(&run.node, "headway_sync_peers_reported_total"), 0.0);
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,35 +546,13 @@ async fn a_node_dials_its_bootnode_again_when_it_comes_back() {
     a.stop().await.unwrap();
 }
 
+#[path = "support/client.rs"]
+mod client;
+
 /// A client on the node's network (not a node): handshakes with `node` and lets the gossip
 /// mesh form.
 async fn gossip_client(genesis: &Genesis, node: &NodeHandle) -> Network {
-    let block = genesis.block();
-    let genesis_hash = block.block.header.hash();
-    let status = Status {
-        head_height: 0,
-        head_hash: genesis_hash,
-        mmr_root: block.block.header.mmr_root,
-        lowest_height: 0,
-        syncing: false,
-    };
-    let mut config = NetworkConfig::new(
-        keypair_from_seed(headway::testkit::key(91).seed()),
-        genesis.chain_id.clone(),
-        genesis_hash,
-        status,
-    );
-    config.bootnodes = vec![node.listen[0].clone()];
-    let (mut client, _) = Network::new(config).await.expect("client starts");
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let event = tokio::time::timeout_at(deadline, client.next_event())
-            .await
-            .expect("handshake in time");
-        if matches!(event, NetEvent::HandshakeDone { peer, .. } if peer == node.peer_id) {
-            break;
-        }
-    }
+    let mut client = client::connect_client(91, genesis, node, LIMIT).await;
     pump(&mut client, Duration::from_millis(1_500)).await;
     client
 }
@@ -682,27 +651,9 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
+#[path = "support/http.rs"]
+mod http;
+use http::{free_port, http_get};
 
 fn status_of(p: &Process) -> Option<serde_json::Value> {
     serde_json::from_str(&http_get(p.http, "/status")?).ok()
