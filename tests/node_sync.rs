@@ -17,6 +17,7 @@ use headway::node::gen_chain::{self, ChainSpec, GENESIS_FILE};
 use headway::node::service::{self, NodeHandle, NodeParams};
 use headway::protocol::gossip::GossipMessage;
 use headway::store::{ChainStore, RedbStore};
+use headway::sync::{SyncMode, SyncOptions};
 use libp2p::Multiaddr;
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -287,6 +288,44 @@ async fn a_stalling_peer_is_timed_out_and_its_ranges_go_to_the_other() {
     assert!(failed >= 1.0, "no request to the staller failed: {failed}");
     assert_eq!(metric(&run.node, "headway_sync_peers_reported_total"), 0.0);
     run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_first_sync_from_two_peers_ends_on_the_same_chain() {
+    init_logging();
+    const BLOCKS: u64 = 2_500;
+    let chain = generate("sync-header-first", BLOCKS);
+    let a_dir = chain.copy();
+    let a = start(&chain.genesis, a_dir.path(), Vec::new(), None).await;
+    let b = start(&chain.genesis, chain.dir.path(), Vec::new(), None).await;
+    let sync_dir = tempfile::tempdir().unwrap();
+    let node = service::start_with_sync(
+        params(
+            &chain.genesis,
+            sync_dir.path(),
+            vec![a.listen[0].clone(), b.listen[0].clone()],
+            None,
+        ),
+        None,
+        SyncOptions {
+            mode: SyncMode::HeaderFirst,
+            ..SyncOptions::default()
+        },
+    )
+    .await
+    .expect("node starts");
+    wait_synced(&node, BLOCKS, LIMIT).await;
+    assert_eq!(head_of(&*node.store), head_of(&*a.store));
+    assert_eq!(
+        node.status.borrow().sync.clone().unwrap().mode,
+        "headerfirst"
+    );
+    // Headers first, then every body.
+    assert!(metric(&node, "headway_sync_downloaded_headers_total") >= BLOCKS as f64);
+    assert!(metric(&node, "headway_sync_downloaded_bodies_total") >= BLOCKS as f64);
+    node.stop().await.unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
