@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use headway::chain::{
-    Block, BlockHash, Checkpoint, Commit, FinalizedBlock, Genesis, Hash, SignedEvent, ValidatorSet,
-    VoteKind,
+    Block, BlockHash, Checkpoint, Commit, EventId, FinalizedBlock, Genesis, Hash, SignedEvent,
+    ValidatorSet, VoteKind,
 };
 use headway::crypto::ed25519::SigningKey;
 use headway::node::consensus::{
@@ -1326,6 +1326,47 @@ fn a_valid_proposal_is_prevoted_and_decided_with_a_verifiable_commit() {
             ..
         }
     )));
+}
+
+/// Moloch's "events return to the mempool": the node asks consensus for the blocks proposed
+/// at the height it leaves and puts their events that the chain did not include back into
+/// its mempool. Here: a valid proposal is kept as a candidate, an invalid one is not, and the
+/// mempool takes back exactly the events another finalized block left out.
+#[test]
+fn proposals_of_a_height_decided_otherwise_give_their_events_back() {
+    let d = Direct::new();
+    let (mut m, _) = d.machine(2);
+    let events = Direct::events(4);
+    let proposed = d.block(1, &events);
+    m.handle(d.proposal(proposed.clone(), 0, None), NOW);
+    let mut invalid = d.block(1, &Direct::events(6)[4..]);
+    invalid.header.events_root = Hash([9; 32]);
+    m.handle(d.proposal(invalid, 1, None), NOW);
+    let held: Vec<&Block> = m.proposed_blocks().collect();
+    assert_eq!(held, vec![&proposed], "only the valid candidate");
+
+    // Another block of this height, holding only events 0 and 1, is finalized (by sync).
+    let finalized = d.block(1, &events[..2]);
+    let included: Vec<EventId> = finalized.events.iter().map(SignedEvent::id).collect();
+    let mut pool = Mempool::new(MempoolConfig::default());
+    // This node already held event 3 (by gossip): it is not added twice.
+    pool.insert(events[3].clone(), |_| false).unwrap();
+    let back: Vec<SignedEvent> = m
+        .proposed_blocks()
+        .flat_map(|b| b.events.iter().cloned())
+        .collect();
+    assert_eq!(pool.reinsert(back, |id| included.contains(id)), 1);
+    assert_eq!(pool.len(), 2);
+    let taken: Vec<EventId> = pool
+        .take(10, usize::MAX)
+        .iter()
+        .map(SignedEvent::id)
+        .collect();
+    assert_eq!(
+        taken,
+        vec![events[2].id(), events[3].id()],
+        "returned events go first"
+    );
 }
 
 /// Each tampering, in a proposal signed by the right proposer, gets a nil prevote and the
