@@ -481,6 +481,7 @@ async fn warp_sync_starts_at_a_checkpoint_refuses_a_forged_snapshot_and_syncs_th
         honest.store.header(HONEST_HEAD).unwrap()
     );
     assert_eq!(node.store.lowest_height().unwrap(), AT + 1);
+    assert_eq!(node.status.borrow().lowest_height, AT + 1);
     assert!(node.store.header(AT - 1).unwrap().is_none());
     assert_eq!(
         node.store.header(AT).unwrap().unwrap().header.hash(),

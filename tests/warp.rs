@@ -193,6 +193,7 @@ fn fetches_the_snapshot_from_a_peer_that_has_the_height_and_checks_it() {
     let a = actions(&mut m);
     assert_eq!(done(&a), Some(honest));
     assert!(m.is_done());
+    assert_eq!(m.served_by(), Some(&3));
     // Nothing happens after `Done`.
     m.feed(WarpInput::PeerStatus {
         peer: 4,

@@ -30,6 +30,8 @@ pub struct NodeStatus {
     pub head_height: u64,
     pub head_hash: String,
     pub finalized_height: u64,
+    /// Lowest height whose block this node serves: 0, or where a warp sync started it.
+    pub lowest_height: u64,
     /// `connecting` (no peer), then the sync state: `determining`, `syncing`, `synced`, or
     /// `stopped` (a conflict between finalized chains; an operator must decide).
     pub state: String,

@@ -416,6 +416,7 @@ pub async fn start_with_sync(
         head_height: head.height,
         head_hash: head.hash.to_hex(),
         finalized_height: head.height,
+        lowest_height: store.lowest_height()?,
         state: "connecting".into(),
         syncing: false,
         peers: 0,
@@ -1101,6 +1102,7 @@ impl NodeLoop {
             s.head_height = head;
             s.head_hash = self.consensus.tip().hash.to_hex();
             s.finalized_height = head;
+            s.lowest_height = self.network.status().lowest_height;
             s.peers = peers;
             s.mempool = self.mempool.len();
             s.syncing = sync_state == SyncState::Syncing;

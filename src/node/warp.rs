@@ -114,7 +114,7 @@ pub async fn warp_sync(
                     tracing::info!(
                         height = snapshot.height(),
                         hash = %snapshot.header.header.hash(),
-                        peer = ?machine.fetching_from(),
+                        peer = ?machine.served_by(),
                         chunks = machine.chunks_received,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "warp sync: snapshot checked against the checkpoint and installed"

@@ -149,6 +149,8 @@ pub struct WarpSync<P> {
     /// Reported peers and until when they are refused (kept across reconnects).
     banned: BTreeMap<P, u64>,
     attempt: Option<Attempt<P>>,
+    /// The peer whose snapshot was accepted.
+    served_by: Option<P>,
     next_request: u64,
     actions: VecDeque<WarpAction<P>>,
     done: bool,
@@ -167,6 +169,7 @@ impl<P: Clone + Ord + fmt::Debug> WarpSync<P> {
             peers: BTreeMap::new(),
             banned: BTreeMap::new(),
             attempt: None,
+            served_by: None,
             next_request: 0,
             actions: VecDeque::new(),
             done: false,
@@ -182,6 +185,11 @@ impl<P: Clone + Ord + fmt::Debug> WarpSync<P> {
 
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The peer whose snapshot was accepted (once done).
+    pub fn served_by(&self) -> Option<&P> {
+        self.served_by.as_ref()
     }
 
     /// The peer the snapshot is being fetched from, if any.
@@ -342,6 +350,7 @@ impl<P: Clone + Ord + fmt::Debug> WarpSync<P> {
                         }
                         Ok(()) => {
                             self.done = true;
+                            self.served_by = Some(peer);
                             self.actions.push_back(WarpAction::Done(Box::new(snapshot)));
                         }
                     },
