@@ -31,7 +31,7 @@ use super::mempool::{Mempool, MempoolConfig, MempoolError};
 use super::metrics::{KindLabel, Metrics, ProtocolLabel};
 use super::now_ms;
 use super::serve::serve;
-use super::sync_driver::{Ctx, SyncDriver, Written};
+use super::sync_driver::{status_after_handshake, Ctx, SyncDriver, Written};
 use super::warp;
 use crate::chain::{Checkpoint, Decode, Encode, EventId, FinalizedBlock, Genesis, SignedEvent};
 use crate::crypto::ed25519::SigningKey;
@@ -166,6 +166,25 @@ pub fn load_sign_state(
         );
     }
     Ok(Some(state))
+}
+
+/// The status a node with this store head announces.
+fn status_at(head: &crate::store::Head, lowest_height: u64, syncing: bool) -> Status {
+    Status {
+        head_height: head.height,
+        head_hash: head.hash,
+        mmr_root: head.peaks.root(),
+        lowest_height,
+        syncing,
+    }
+}
+
+/// The status of a store's head; `None` for an empty store.
+fn store_status(store: &dyn ChainStore, syncing: bool) -> Result<Option<Status>> {
+    Ok(match store.head()? {
+        Some(head) => Some(status_at(&head, store.lowest_height()?, syncing)),
+        None => None,
+    })
 }
 
 /// Opens the store and checks it is this chain's. An empty store is initialized with the
@@ -328,14 +347,8 @@ pub async fn start_with_sync(
     let node_seed = load_or_create_seed(&*store, META_NODE_KEY)?;
     let keypair = keypair_from_seed(node_seed);
     let genesis_hash = genesis.block().block.header.hash();
-    let status = match store.head()? {
-        Some(head) => Status {
-            head_height: head.height,
-            head_hash: head.hash,
-            mmr_root: head.peaks.root(),
-            lowest_height: store.lowest_height()?,
-            syncing: false,
-        },
+    let status = match store_status(&*store, false)? {
+        Some(status) => status,
         None => warp::empty_status(genesis_hash),
     };
     let mut net_config =
@@ -375,13 +388,9 @@ pub async fn start_with_sync(
     }
     let head = store.head()?.context("store has no head after init")?;
     let head_header = store.header(head.height)?.context("head header missing")?;
-    network.set_status(Status {
-        head_height: head.height,
-        head_hash: head.hash,
-        mmr_root: head.peaks.root(),
-        lowest_height: store.lowest_height()?,
-        syncing: false,
-    });
+    if warped {
+        network.set_status(store_status(&*store, false)?.context("store head after warp")?);
+    }
     let peer_id = network.local_peer_id();
     let listen: Vec<Multiaddr> = network
         .listen_addrs()
@@ -972,13 +981,9 @@ impl NodeLoop {
     /// Tells the network our new head (what `Status` says to peers).
     fn announce_head(&mut self) -> Result<crate::store::Head> {
         let head = self.store.head()?.context("head after append")?;
-        self.network.set_status(Status {
-            head_height: head.height,
-            head_hash: head.hash,
-            mmr_root: head.peaks.root(),
-            lowest_height: self.store.lowest_height()?,
-            syncing: self.sync.state() == SyncState::Syncing,
-        });
+        let syncing = self.sync.state() == SyncState::Syncing;
+        self.network
+            .set_status(status_at(&head, self.store.lowest_height()?, syncing));
         Ok(head)
     }
 
@@ -1197,18 +1202,7 @@ impl NodeLoop {
             NetEvent::HandshakeDone { peer, info } => {
                 tracing::info!(%peer, height = info.head_height, "peer connected");
                 self.retry_gossip();
-                // Its status comes after the handshake; until then its handshake's head (the
-                // lowest height it serves is not known yet: 0).
-                let status = match self.network.peer_book().status(&peer) {
-                    Some(known) => known.status.clone(),
-                    None => Status {
-                        head_height: info.head_height,
-                        head_hash: info.head_hash,
-                        mmr_root: crate::chain::Hash::ZERO,
-                        lowest_height: 0,
-                        syncing: false,
-                    },
-                };
+                let status = status_after_handshake(&self.network, &peer, &info);
                 let written = self.sync.peer_connected(peer, status, sync_ctx!(self));
                 self.after_sync_written(written);
             }
@@ -1285,6 +1279,11 @@ impl NodeLoop {
         relay: PeerId,
     ) {
         let height = block.height();
+        let tip = self.consensus.tip();
+        if height == tip.height() && block.block.header.hash() == tip.hash {
+            // The common case, other nodes' copies of our head: no store read.
+            return;
+        }
         let ours = match self.store.header(height) {
             Ok(Some(ours)) => ours,
             Ok(None) => return,

@@ -61,8 +61,7 @@ pub struct SyncDriver {
     trusted: std::collections::HashSet<PeerId>,
     /// The machine's counters already added to the Prometheus counters.
     exported: SyncMetrics,
-    /// A fork between finalized chains stopped sync: it is not restarted.
-    stopped: bool,
+    /// The fork between finalized chains that stopped sync (it is not restarted).
     fork: Option<ForkReport>,
     /// Requests held back so as not to exceed the peer's inbound rate limit, in order.
     delayed: VecDeque<Delayed>,
@@ -147,7 +146,6 @@ impl SyncDriver {
             peers: BTreeMap::new(),
             trusted: Default::default(),
             exported: SyncMetrics::default(),
-            stopped: false,
             fork: None,
             delayed: VecDeque::new(),
             pacer: Pacer::default(),
@@ -161,7 +159,7 @@ impl SyncDriver {
     }
 
     pub fn state(&self) -> SyncState {
-        if self.stopped {
+        if self.is_stopped() {
             SyncState::Stopped
         } else {
             self.machine.state()
@@ -198,13 +196,8 @@ impl SyncDriver {
     /// What `/status` shows of sync.
     pub fn status(&self) -> SyncStatus {
         let p = self.machine.progress();
-        let state = if self.stopped {
-            SyncState::Stopped
-        } else {
-            p.state
-        };
         SyncStatus {
-            state: state.as_str().into(),
+            state: self.state().as_str().into(),
             mode: format!("{:?}", self.options.mode).to_lowercase(),
             start: p.start,
             current: p.current,
@@ -221,7 +214,7 @@ impl SyncDriver {
 
     /// Whether a conflict between finalized chains stopped sync.
     pub fn is_stopped(&self) -> bool {
-        self.stopped
+        self.fork.is_some()
     }
 
     /// Two finalized blocks at one height: sync stops for good (nothing is rolled back, no side
@@ -257,7 +250,6 @@ impl SyncDriver {
             }
             Err(e) => tracing::error!(error = %e, "fork evidence not encoded"),
         }
-        self.stopped = true;
         self.fork = Some(report);
         self.requests.clear();
         self.delayed.clear();
@@ -274,19 +266,16 @@ impl SyncDriver {
                 self.delayed.clear();
                 self.peers.clear();
                 self.exported = SyncMetrics::default();
-                if self.stopped {
+                if self.is_stopped() {
                     return;
                 }
-                for peer in network.handshaken_peers() {
-                    if let Some(known) = network.peer_book().status(&peer) {
-                        let status = known.status.clone();
-                        self.peers.insert(peer, ());
-                        self.machine.feed(Input::PeerConnected {
-                            peer,
-                            status,
-                            trusted: self.trusted.contains(&peer),
-                        });
-                    }
+                for (peer, status) in known_statuses(network) {
+                    self.peers.insert(peer, ());
+                    self.machine.feed(Input::PeerConnected {
+                        peer,
+                        status,
+                        trusted: self.trusted.contains(&peer),
+                    });
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot restart sync from the store head"),
@@ -368,7 +357,7 @@ impl SyncDriver {
     /// follow from the driver's own answers (a failed send, a write acknowledgement).
     fn feed(&mut self, input: Input<PeerId>, ctx: Ctx<'_>) -> Vec<Written> {
         let mut written = Vec::new();
-        if self.stopped {
+        if self.is_stopped() {
             return written;
         }
         // Requests whose turn came.
@@ -472,10 +461,7 @@ impl SyncDriver {
                     Fault::Malformed(_) => Misbehaviour::Malformed,
                     _ => Misbehaviour::Invalid,
                 };
-                network.report(peer, misbehaviour);
-                if !network.peer_book().is_banned(&peer, network.now()) {
-                    network.ban(peer);
-                }
+                report_and_ban(network, peer, misbehaviour);
             }
             Action::GiveUpPeer { peer, reason } => {
                 tracing::info!(%peer, ?reason, "sync gives up on a peer for now");
@@ -579,12 +565,7 @@ impl SyncDriver {
         metrics.sync_target_block.set(p.target as i64);
         metrics.sync_progress_percent.set(p.percent);
         metrics.sync_blocks_per_second.set(p.blocks_per_second);
-        let state = if self.stopped {
-            SyncState::Stopped
-        } else {
-            p.state
-        };
-        metrics.set_sync_state(state.as_str());
+        metrics.set_sync_state(self.state().as_str());
     }
 }
 
@@ -649,7 +630,46 @@ fn write_batch(
     Ok(Some((last, blocks)))
 }
 
-fn request_failure(failure: net::RequestFailure) -> RequestFailure {
+/// A peer that sent provably invalid data: penalized for it and banned (if the penalty alone
+/// did not ban it), which disconnects it. Sync and warp sync both report this way.
+pub(super) fn report_and_ban(network: &mut Network, peer: PeerId, misbehaviour: Misbehaviour) {
+    network.report(peer, misbehaviour);
+    if !network.peer_book().is_banned(&peer, network.now()) {
+        network.ban(peer);
+    }
+}
+
+/// Every handshaken peer whose status is known, with that status.
+pub(super) fn known_statuses(network: &Network) -> Vec<(PeerId, Status)> {
+    network
+        .handshaken_peers()
+        .into_iter()
+        .filter_map(|peer| Some((peer, network.peer_book().status(&peer)?.status.clone())))
+        .collect()
+}
+
+/// A peer's status just after its handshake: its last known one, else the head its handshake
+/// named (the lowest height it serves is not known yet: 0, so asking it costs at most a
+/// NotFound).
+pub(super) fn status_after_handshake(
+    network: &Network,
+    peer: &PeerId,
+    info: &crate::protocol::HandshakeInfo,
+) -> Status {
+    match network.peer_book().status(peer) {
+        Some(known) => known.status.clone(),
+        None => Status {
+            head_height: info.head_height,
+            head_hash: info.head_hash,
+            mmr_root: crate::chain::Hash::ZERO,
+            lowest_height: 0,
+            syncing: false,
+        },
+    }
+}
+
+/// The sync machine's name for a network request failure.
+pub(super) fn request_failure(failure: net::RequestFailure) -> RequestFailure {
     match failure {
         net::RequestFailure::Timeout => RequestFailure::Timeout,
         net::RequestFailure::ConnectionClosed => RequestFailure::Disconnected,

@@ -14,6 +14,7 @@ use libp2p::PeerId;
 
 use super::metrics::Metrics;
 use super::serve::serve;
+use super::sync_driver::{known_statuses, report_and_ban, request_failure, status_after_handshake};
 use crate::chain::{Checkpoint, Genesis, Hash};
 use crate::net::peers::Misbehaviour;
 use crate::net::{self, NetEvent, Network};
@@ -74,11 +75,8 @@ pub async fn warp_sync(
     let mut machine: WarpSync<PeerId> =
         WarpSync::new(checkpoint, WarpOptions::default(), super::now_ms());
     let mut requests: HashMap<net::RequestId, RequestId> = HashMap::new();
-    for peer in network.handshaken_peers() {
-        if let Some(known) = network.peer_book().status(&peer) {
-            let status = known.status.clone();
-            machine.feed(WarpInput::PeerStatus { peer, status });
-        }
+    for (peer, status) in known_statuses(network) {
+        machine.feed(WarpInput::PeerStatus { peer, status });
     }
     let mut last_waiting_log = Instant::now();
     loop {
@@ -102,10 +100,7 @@ pub async fn warp_sync(
                     tracing::warn!(%peer, %fault, "warp sync: peer served a bad snapshot: banned");
                     metrics.sync_validation_errors.inc();
                     metrics.sync_peers_reported.inc();
-                    network.report(peer, Misbehaviour::Invalid);
-                    if !network.peer_book().is_banned(&peer, network.now()) {
-                        network.ban(peer);
-                    }
+                    report_and_ban(network, peer, Misbehaviour::Invalid);
                 }
                 WarpAction::Done(snapshot) => {
                     store
@@ -168,21 +163,10 @@ fn on_event(
             }
             None
         }
-        NetEvent::HandshakeDone { peer, info } => {
-            let status = match network.peer_book().status(&peer) {
-                Some(known) => known.status.clone(),
-                // Until its status comes: its handshake's head, and that it may lack the
-                // height (lowest unknown): asking costs at most a NotFound.
-                None => Status {
-                    head_height: info.head_height,
-                    head_hash: info.head_hash,
-                    mmr_root: Hash::ZERO,
-                    lowest_height: 0,
-                    syncing: false,
-                },
-            };
-            Some(WarpInput::PeerStatus { peer, status })
-        }
+        NetEvent::HandshakeDone { peer, info } => Some(WarpInput::PeerStatus {
+            peer,
+            status: status_after_handshake(network, &peer, &info),
+        }),
         NetEvent::PeerStatus { peer, status } => Some(WarpInput::PeerStatus { peer, status }),
         NetEvent::PeerDisconnected { peer } | NetEvent::PeerBanned { peer, .. } => {
             Some(WarpInput::PeerDisconnected { peer })
@@ -203,20 +187,10 @@ fn on_event(
                         other.protocol()
                     )),
                 },
-                Err(net::RequestFailure::Timeout) => WarpInput::RequestFailed {
+                Err(failure) => WarpInput::RequestFailed {
                     peer,
                     request_id,
-                    reason: RequestFailure::Timeout,
-                },
-                Err(net::RequestFailure::ConnectionClosed) => WarpInput::RequestFailed {
-                    peer,
-                    request_id,
-                    reason: RequestFailure::Disconnected,
-                },
-                Err(other) => WarpInput::RequestFailed {
-                    peer,
-                    request_id,
-                    reason: RequestFailure::Transport(other.to_string()),
+                    reason: request_failure(failure),
                 },
             })
         }
