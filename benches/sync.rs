@@ -23,7 +23,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,7 +145,7 @@ fn load_headers(chain: &Chain) -> Result<(TrustedState, Vec<TrustedHeader>)> {
 
 #[path = "../tests/support/http.rs"]
 mod http;
-use http::{free_port, http_get};
+use http::{free_port, http_get, node_command};
 
 fn head_height(http: SocketAddr) -> Option<u64> {
     let status: serde_json::Value = serde_json::from_str(&http_get(http, "/status")?).ok()?;
@@ -168,21 +168,7 @@ impl Drop for Syncer {
 fn spawn_syncer(genesis_file: &Path, bootnodes: &[Multiaddr]) -> Result<Syncer> {
     let data = tempfile::tempdir()?;
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
-    let child = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("node")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--genesis")
-        .arg(genesis_file)
-        .arg("--listen")
-        .arg("/ip4/127.0.0.1/tcp/0")
-        .arg("--bootnode")
-        .arg(bootnodes.join(","))
-        .arg("--http")
-        .arg(http.to_string())
-        .env("HEADWAY_LOG", "warn")
-        .stdin(Stdio::null())
+    let child = node_command(genesis_file, data.path(), bootnodes, http, "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -97,6 +97,7 @@ impl Drop for Node {
 }
 
 #[path = "support/http.rs"]
+#[allow(dead_code)] // node_command: this test starts its node from a config file instead
 mod http;
 use http::{free_port, http_get};
 

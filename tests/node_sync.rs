@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use headway::chain::{Checkpoint, Genesis};
@@ -693,7 +693,7 @@ impl Drop for Process {
 
 #[path = "support/http.rs"]
 mod http;
-use http::{free_port, http_get};
+use http::{free_port, http_get, node_command};
 
 fn status_of(p: &Process) -> Option<serde_json::Value> {
     serde_json::from_str(&http_get(p.http, "/status")?).ok()
@@ -702,21 +702,7 @@ fn status_of(p: &Process) -> Option<serde_json::Value> {
 fn spawn_node(genesis: &Path, data_dir: &Path, bootnodes: &[Multiaddr], log: PathBuf) -> Process {
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let out = std::fs::File::create(&log).unwrap();
-    let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
-    let child = Command::new(env!("CARGO_BIN_EXE_headway"))
-        .arg("node")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--genesis")
-        .arg(genesis)
-        .arg("--listen")
-        .arg("/ip4/127.0.0.1/tcp/0")
-        .arg("--bootnode")
-        .arg(bootnodes.join(","))
-        .arg("--http")
-        .arg(http.to_string())
-        .env("HEADWAY_LOG", "info")
-        .stdin(Stdio::null())
+    let child = node_command(genesis, data_dir, bootnodes, http, "info")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()

@@ -1,9 +1,40 @@
-//! Plain HTTP/1.1 GETs against a node's API and a free loopback port, for tests and benches
-//! that drive `headway node` processes. Included with `#[path]`.
+//! For tests and benches that drive `headway node` processes: the command for one on loopback,
+//! plain HTTP/1.1 GETs against its API, a free loopback port. Included with `#[path]`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// `headway node` with this data dir and genesis, listening on an ephemeral loopback TCP port,
+/// dialing `bootnodes`, serving its HTTP API on `http`, logging at `log_level`; stdin closed.
+/// The caller sets stdout and stderr and spawns it.
+pub fn node_command(
+    genesis: &Path,
+    data_dir: &Path,
+    bootnodes: &[libp2p::Multiaddr],
+    http: SocketAddr,
+    log_level: &str,
+) -> Command {
+    let bootnodes: Vec<String> = bootnodes.iter().map(ToString::to_string).collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_headway"));
+    command
+        .arg("node")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--listen")
+        .arg("/ip4/127.0.0.1/tcp/0")
+        .arg("--bootnode")
+        .arg(bootnodes.join(","))
+        .arg("--http")
+        .arg(http.to_string())
+        .env("HEADWAY_LOG", log_level)
+        .stdin(Stdio::null());
+    command
+}
 
 /// A loopback TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
