@@ -401,7 +401,7 @@ pub async fn start_with_sync(
     let tip = ChainTip::new(head_header.header.clone(), head.peaks.clone())
         .map_err(|e| anyhow::anyhow!("store head: {e}"))?;
     let now = now_ms();
-    let mut sync = SyncDriver::new(&*store, genesis.clone(), sync_options, now)?;
+    let mut sync = SyncDriver::new(store.clone(), genesis.clone(), sync_options, now)?;
     sync.set_trusted(params.trusted_peers.iter().copied());
     if warped {
         // The peers met during warp sync: block sync starts with them at once.
@@ -776,12 +776,16 @@ impl NodeLoop {
             tokio::select! {
                 _ = &mut stop => break,
                 event = self.network.next_event() => self.on_net(event),
+                done = self.sync.write_done() => {
+                    let written = self.sync.written(done, sync_ctx!(self));
+                    self.after_sync_written(written);
+                    self.publish_status();
+                }
                 Some(command) = self.commands.recv() => self.on_command(command),
                 _ = tokio::time::sleep(sleep) => {
                     self.fire_timers();
                     if self.sync.next_deadline_ms().is_some_and(|at| at <= now_ms()) {
-                        let written = self.sync.tick(sync_ctx!(self));
-                        self.after_sync_written(written);
+                        self.sync.tick(sync_ctx!(self));
                         self.publish_status();
                     }
                 }
@@ -937,18 +941,25 @@ impl NodeLoop {
     /// Stores a finalized block and updates everything that depends on the head.
     fn commit(&mut self, block: &FinalizedBlock) -> Result<()> {
         let stored = self.store.head()?.map_or(0, |h| h.height);
+        let holds_it = |store: &RedbStore| -> Result<bool> {
+            let ours = store.header(block.height())?.map(|h| h.header.hash());
+            Ok(ours == Some(block.block.header.hash()))
+        };
         if block.height() > stored {
             let started = Instant::now();
-            self.store.append(std::slice::from_ref(block))?;
+            let appended = self.store.append(std::slice::from_ref(block));
             self.metrics
                 .store_write_seconds
                 .observe(started.elapsed().as_secs_f64());
-        } else {
-            // Written by sync in its batch already: it must be the same block.
-            let ours = self.store.header(block.height())?.map(|h| h.header.hash());
-            if ours != Some(block.block.header.hash()) {
-                bail!("block {} differs from the stored one", block.height());
+            // The sync writer thread may have stored this height in the meantime.
+            if let Err(e) = appended {
+                if !holds_it(&self.store)? {
+                    return Err(e.into());
+                }
             }
+        } else if !holds_it(&self.store)? {
+            // Written by sync in its batch already: it must be the same block.
+            bail!("block {} differs from the stored one", block.height());
         }
         let ids: Vec<EventId> = block.block.events.iter().map(SignedEvent::id).collect();
         self.mempool.remove_included(&ids);
@@ -1203,17 +1214,14 @@ impl NodeLoop {
                 tracing::info!(%peer, height = info.head_height, "peer connected");
                 self.retry_gossip();
                 let status = status_after_handshake(&self.network, &peer, &info);
-                let written = self.sync.peer_connected(peer, status, sync_ctx!(self));
-                self.after_sync_written(written);
+                self.sync.peer_connected(peer, status, sync_ctx!(self));
             }
             NetEvent::PeerStatus { peer, status } => {
-                let written = self.sync.peer_status(peer, status, sync_ctx!(self));
-                self.after_sync_written(written);
+                self.sync.peer_status(peer, status, sync_ctx!(self));
             }
             NetEvent::Response { peer, id, result } => self.on_response(peer, id, result),
             NetEvent::PeerDisconnected { peer } | NetEvent::PeerBanned { peer, .. } => {
-                let written = self.sync.peer_gone(peer, sync_ctx!(self));
-                self.after_sync_written(written);
+                self.sync.peer_gone(peer, sync_ctx!(self));
             }
             NetEvent::HandshakeFailed { peer, reason } => {
                 tracing::warn!(%peer, %reason, "handshake failed");
@@ -1259,8 +1267,7 @@ impl NodeLoop {
                 } else {
                     // Catching up, or ahead of us: the sync machine learns the relay's head
                     // (and takes the block if it is next), or compares it with ours (a fork).
-                    let written = self.sync.gossip(relay, block, sync_ctx!(self));
-                    self.after_sync_written(written);
+                    self.sync.gossip(relay, block, sync_ctx!(self));
                 }
             }
         }
@@ -1363,9 +1370,7 @@ impl NodeLoop {
         id: RequestId,
         result: Result<Response, crate::net::RequestFailure>,
     ) {
-        if let Some(written) = self.sync.response(peer, id, result, sync_ctx!(self)) {
-            self.after_sync_written(written);
-        }
+        self.sync.response(peer, id, result, sync_ctx!(self));
     }
 }
 

@@ -5,8 +5,10 @@
 //! disconnects and bans, responses and failures to its requests, gossiped finalized blocks,
 //! the time) and [`SyncDriver`] carries out what the machine asks: requests go out through the
 //! [`Network`] (their ids mapped both ways), verified blocks are appended to the store in one
-//! transaction per batch and acknowledged ([`Input::Written`], or [`Input::StoreHeight`] on
-//! [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
+//! transaction per batch, on a writer thread of their own so that download and verification
+//! go on while a batch is written (the node loop hands the outcome back with
+//! [`SyncDriver::write_done`]), and acknowledged ([`Input::Written`], or
+//! [`Input::StoreHeight`] on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
 //! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
 //! `/status`, the metrics and the CLI progress bar.
 //!
@@ -51,6 +53,11 @@ pub struct Written {
 /// The machine, the request-id map, and what is exported of it.
 pub struct SyncDriver {
     machine: BlockSync<PeerId>,
+    /// Writes the machine's batches, in order, off the node loop.
+    writer: Writer,
+    /// Bumped whenever the machine is rebuilt: a write the previous machine asked for is not
+    /// acknowledged to the new one.
+    generation: u64,
     options: SyncOptions,
     genesis: Arc<Genesis>,
     /// Our requests in flight: the machine's id and when it was sent.
@@ -120,12 +127,12 @@ impl Pacer {
 impl SyncDriver {
     /// A driver continuing from the store's head.
     pub fn new(
-        store: &dyn ChainStore,
+        store: Arc<dyn ChainStore>,
         genesis: Arc<Genesis>,
         options: SyncOptions,
         now_ms: u64,
     ) -> Result<SyncDriver> {
-        let machine = build_machine(store, &genesis, &options, now_ms)?;
+        let machine = build_machine(&*store, &genesis, &options, now_ms)?;
         if let Ok(Some(bytes)) = store.get_meta(FORK_META_KEY) {
             tracing::warn!(
                 evidence = %String::from_utf8_lossy(&bytes),
@@ -140,6 +147,8 @@ impl SyncDriver {
         }
         Ok(SyncDriver {
             machine,
+            writer: Writer::start(store)?,
+            generation: 0,
             options,
             genesis,
             requests: HashMap::new(),
@@ -171,6 +180,55 @@ impl SyncDriver {
         self.machine.state() == SyncState::Syncing
             || self.machine.requests_in_flight() > 0
             || self.machine.buffered_blocks() > 0
+            || self.writer.pending > 0
+    }
+
+    /// The outcome of the next batch the writer thread finished (for the node loop's
+    /// `select!`; pending forever when nothing is being written).
+    pub async fn write_done(&mut self) -> WriteDone {
+        match self.writer.done.recv().await {
+            Some(done) => done,
+            // The thread ended (it panicked): nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A batch the writer finished: acknowledged to the machine (if it asked for it) and handed
+    /// to the node like any write.
+    pub fn written(&mut self, done: WriteDone, ctx: Ctx<'_>) -> Vec<Written> {
+        self.writer.pending = self.writer.pending.saturating_sub(1);
+        ctx.metrics.sync_write_seconds.observe(done.seconds);
+        ctx.metrics.store_write_seconds.observe(done.seconds);
+        let stale = done.generation != self.generation;
+        let input = match done.outcome {
+            Ok(Some((up_to, blocks))) => {
+                if stale {
+                    // Asked by a machine since rebuilt: the store moved past the new one's
+                    // anchor, which starts again from the store head.
+                    if self.machine.applied_height() < up_to {
+                        self.reanchor(ctx.store, ctx.network, super::now_ms());
+                    }
+                    return vec![Written { blocks }];
+                }
+                self.feed(Input::Written { up_to }, ctx);
+                return vec![Written { blocks }];
+            }
+            Ok(None) => {
+                let height = ctx.store.head().ok().flatten().map_or(0, |h| h.height);
+                Input::StoreHeight { height }
+            }
+            Err(e) => {
+                // Not acknowledged: the machine asks for the store's height later, and
+                // the node starts it again from the store head meanwhile.
+                ctx.metrics.sync_errors.inc();
+                tracing::error!(error = %e, "cannot store synced blocks");
+                return Vec::new();
+            }
+        };
+        if !stale {
+            self.feed(input, ctx);
+        }
+        Vec::new()
     }
 
     /// The last block the machine verified (and handed to the store or batched).
@@ -262,6 +320,7 @@ impl SyncDriver {
         match build_machine(store, &self.genesis, &self.options, now_ms) {
             Ok(machine) => {
                 self.machine = machine;
+                self.generation += 1;
                 self.requests.clear();
                 self.delayed.clear();
                 self.peers.clear();
@@ -283,7 +342,7 @@ impl SyncDriver {
     }
 
     /// A handshaken peer: `status` is its last known (or the head its handshake named).
-    pub fn peer_connected(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) -> Vec<Written> {
+    pub fn peer_connected(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) {
         if self.peers.insert(peer, ()).is_some() {
             return self.feed(Input::PeerStatus { peer, status }, ctx);
         }
@@ -298,19 +357,19 @@ impl SyncDriver {
         )
     }
 
-    pub fn peer_status(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) -> Vec<Written> {
+    pub fn peer_status(&mut self, peer: PeerId, status: Status, ctx: Ctx<'_>) {
         self.peer_connected(peer, status, ctx)
     }
 
-    pub fn peer_gone(&mut self, peer: PeerId, ctx: Ctx<'_>) -> Vec<Written> {
+    pub fn peer_gone(&mut self, peer: PeerId, ctx: Ctx<'_>) {
         self.pacer.forget(&peer);
         if self.peers.remove(&peer).is_none() {
-            return Vec::new();
+            return;
         }
         self.feed(Input::PeerDisconnected { peer }, ctx)
     }
 
-    pub fn gossip(&mut self, relay: PeerId, block: FinalizedBlock, ctx: Ctx<'_>) -> Vec<Written> {
+    pub fn gossip(&mut self, relay: PeerId, block: FinalizedBlock, ctx: Ctx<'_>) {
         self.feed(
             Input::Gossip {
                 peer: relay,
@@ -320,15 +379,17 @@ impl SyncDriver {
         )
     }
 
-    /// The outcome of a network request: ours (fed to the machine, `Some`) or not (`None`).
+    /// The outcome of a network request: whether it was ours (then it was fed to the machine).
     pub fn response(
         &mut self,
         peer: PeerId,
         id: net::RequestId,
         result: Result<crate::protocol::Response, net::RequestFailure>,
         ctx: Ctx<'_>,
-    ) -> Option<Vec<Written>> {
-        let (request_id, sent) = self.requests.remove(&id)?;
+    ) -> bool {
+        let Some((request_id, sent)) = self.requests.remove(&id) else {
+            return false;
+        };
         ctx.metrics
             .sync_download_seconds
             .observe(sent.elapsed().as_secs_f64());
@@ -344,21 +405,21 @@ impl SyncDriver {
                 reason: request_failure(failure),
             },
         };
-        Some(self.feed(input, ctx))
+        self.feed(input, ctx);
+        true
     }
 
     /// The clock: due at [`SyncDriver::next_deadline_ms`], harmless at any time.
-    pub fn tick(&mut self, ctx: Ctx<'_>) -> Vec<Written> {
+    pub fn tick(&mut self, ctx: Ctx<'_>) {
         let now_ms = super::now_ms();
         self.feed(Input::Tick { now_ms }, ctx)
     }
 
     /// Feeds `input` (after the time) and carries out every action, including those that
     /// follow from the driver's own answers (a failed send, a write acknowledgement).
-    fn feed(&mut self, input: Input<PeerId>, ctx: Ctx<'_>) -> Vec<Written> {
-        let mut written = Vec::new();
+    fn feed(&mut self, input: Input<PeerId>, ctx: Ctx<'_>) {
         if self.is_stopped() {
-            return written;
+            return;
         }
         // Requests whose turn came.
         let now = Instant::now();
@@ -386,25 +447,16 @@ impl SyncDriver {
                     .observe(started.elapsed().as_secs_f64());
             }
             while let Some(action) = self.machine.next_action() {
-                self.carry_out(
-                    action,
-                    &mut inputs,
-                    &mut written,
-                    ctx.network,
-                    ctx.store,
-                    ctx.metrics,
-                );
+                self.carry_out(action, &mut inputs, ctx.network, ctx.store, ctx.metrics);
             }
         }
         self.export(ctx.metrics);
-        written
     }
 
     fn carry_out(
         &mut self,
         action: Action<PeerId>,
         inputs: &mut VecDeque<Input<PeerId>>,
-        written: &mut Vec<Written>,
         network: &mut Network,
         store: &dyn ChainStore,
         metrics: &Metrics,
@@ -432,22 +484,13 @@ impl SyncDriver {
                     }
                 }
             }
-            Action::Write { blocks } => match write_batch(store, blocks, metrics) {
-                Ok(Some((up_to, blocks))) => {
-                    inputs.push_back(Input::Written { up_to });
-                    written.push(Written { blocks });
-                }
-                Ok(None) => {
-                    let height = store.head().ok().flatten().map_or(0, |h| h.height);
-                    inputs.push_back(Input::StoreHeight { height });
-                }
-                Err(e) => {
-                    // Not acknowledged: the machine asks for the store's height later, and
-                    // the node starts it again from the store head meanwhile.
+            Action::Write { blocks } => {
+                if let Err(e) = self.writer.write(self.generation, blocks) {
+                    // Not acknowledged: the machine asks for the store's height later.
                     metrics.sync_errors.inc();
                     tracing::error!(error = %e, "cannot store synced blocks");
                 }
-            },
+            }
             Action::CheckStore => {
                 if let Ok(Some(head)) = store.head() {
                     inputs.push_back(Input::StoreHeight {
@@ -596,13 +639,89 @@ fn build_machine(
     BlockSync::new(trusted, options.clone(), now_ms).map_err(|e| anyhow::anyhow!("sync: {e}"))
 }
 
+/// The sync writer: one thread appending the machine's batches in the order asked, so that a
+/// batch's transaction (and its fsync) overlaps the download and verification of the next
+/// ones instead of stalling the node loop. The machine bounds what is handed over unwritten
+/// (`SyncOptions::max_unwritten_blocks`). Appends are atomic and checked against the store
+/// head inside their transaction, so a block consensus stored meanwhile is never written
+/// twice ([`write_batch`] skips it, or the append is refused and nothing is written).
+struct Writer {
+    jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
+    done: tokio::sync::mpsc::UnboundedReceiver<WriteDone>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Batches handed over whose outcome the node loop has not taken yet.
+    pending: usize,
+}
+
+struct WriteJob {
+    generation: u64,
+    blocks: Vec<FinalizedBlock>,
+}
+
+/// What became of a batch handed to the writer thread.
+pub struct WriteDone {
+    generation: u64,
+    /// The new head and the blocks written; `None` if the store held them all already.
+    outcome: Result<Option<(u64, Vec<FinalizedBlock>)>>,
+    seconds: f64,
+}
+
+impl Writer {
+    fn start(store: Arc<dyn ChainStore>) -> Result<Writer> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<WriteJob>();
+        let (outbox, done) = tokio::sync::mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("sync-writer".into())
+            .spawn(move || {
+                for job in inbox {
+                    let started = Instant::now();
+                    let outcome = write_batch(&*store, job.blocks);
+                    let done = WriteDone {
+                        generation: job.generation,
+                        outcome,
+                        seconds: started.elapsed().as_secs_f64(),
+                    };
+                    if outbox.send(done).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("starting the sync writer thread")?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+            pending: 0,
+        })
+    }
+
+    fn write(&mut self, generation: u64, blocks: Vec<FinalizedBlock>) -> Result<()> {
+        let jobs = self.jobs.as_ref().context("the sync writer is stopped")?;
+        jobs.send(WriteJob { generation, blocks })
+            .map_err(|_| anyhow::anyhow!("the sync writer thread is gone"))?;
+        self.pending += 1;
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    /// Finishes the batches handed over (each is one atomic append) and lets go of the store,
+    /// so that a node stopped and started again in one process can reopen it.
+    fn drop(&mut self) {
+        self.jobs.take();
+        self.done.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Appends `blocks` in one transaction, without those the store already holds (written by
 /// consensus meanwhile; they must be the same blocks). Returns the new head and what was
 /// written; `None` if nothing was new.
 fn write_batch(
     store: &dyn ChainStore,
     mut blocks: Vec<FinalizedBlock>,
-    metrics: &Metrics,
 ) -> Result<Option<(u64, Vec<FinalizedBlock>)>> {
     let head = store.head()?.context("the store has no head")?;
     if let Some(first) = blocks.first() {
@@ -622,11 +741,7 @@ fn write_batch(
     let Some(last) = blocks.last().map(FinalizedBlock::height) else {
         return Ok(None);
     };
-    let started = Instant::now();
     store.append(&blocks)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics.sync_write_seconds.observe(elapsed);
-    metrics.store_write_seconds.observe(elapsed);
     Ok(Some((last, blocks)))
 }
 
