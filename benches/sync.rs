@@ -20,7 +20,8 @@
 //!
 //! Two rates are shown: over the whole time from spawning the process, and from the first
 //! synced block seen stored (polled every 20 ms) to the last, which leaves out the node's
-//! start (opening the store, listening, dialling, the handshake).
+//! start (~15 ms) and the pipeline filling (the first ranges and the first write batch): the
+//! first is the figure that counts, the second shows the steady state.
 //!
 //! With `SYNC_SYNCER_ENV=NAME=VALUE` (e.g. `MALLOC_ARENA_MAX=16`), every run is repeated with
 //! that variable set for the syncing process, interleaved with the plain runs, and both are
@@ -221,8 +222,8 @@ fn proc_usage(pid: u32) -> (u64, f64) {
 
 struct Run {
     secs: f64,
-    /// When the first synced block was seen stored, and the height then: the node's start
-    /// (process, store, listeners, dial, handshake) is over.
+    /// When the first synced block was seen stored, and the height then: the node has started
+    /// and the pipeline has filled.
     first: Option<(f64, u64)>,
     cpu_secs: f64,
     /// `(height, RSS kB)` samples.
