@@ -823,12 +823,18 @@ mod tests {
         store.head().unwrap().unwrap().height
     }
 
+    /// A memory store holding `stored`, and a writer over it.
+    fn writer_over(stored: &[FinalizedBlock]) -> (Arc<MemoryStore>, Writer) {
+        let store = Arc::new(MemoryStore::new());
+        store.append(stored).unwrap();
+        let writer = Writer::start(store.clone()).unwrap();
+        (store, writer)
+    }
+
     #[test]
     fn writes_batches_in_order_and_reports_each() {
         let blocks = chain(9);
-        let store = Arc::new(MemoryStore::new());
-        store.append(&blocks[..1]).unwrap();
-        let mut writer = Writer::start(store.clone()).unwrap();
+        let (store, mut writer) = writer_over(&blocks[..1]);
         writer.write(7, blocks[1..5].to_vec()).unwrap();
         writer.write(8, blocks[5..].to_vec()).unwrap();
         assert_eq!(writer.pending, 2);
@@ -844,10 +850,8 @@ mod tests {
     #[test]
     fn skips_blocks_stored_meanwhile_and_refuses_different_ones() {
         let blocks = chain(6);
-        let store = Arc::new(MemoryStore::new());
         // Consensus stored up to 3 while the batch 1..=5 was on its way.
-        store.append(&blocks[..4]).unwrap();
-        let mut writer = Writer::start(store.clone()).unwrap();
+        let (store, mut writer) = writer_over(&blocks[..4]);
         writer.write(0, blocks[1..].to_vec()).unwrap();
         let (up_to, written) = next_done(&mut writer).outcome.unwrap().unwrap();
         assert_eq!(up_to, 5);
@@ -879,9 +883,7 @@ mod tests {
     #[test]
     fn dropping_the_writer_finishes_what_was_handed_over() {
         let blocks = chain(40);
-        let store = Arc::new(MemoryStore::new());
-        store.append(&blocks[..1]).unwrap();
-        let mut writer = Writer::start(store.clone()).unwrap();
+        let (store, mut writer) = writer_over(&blocks[..1]);
         for batch in blocks[1..].chunks(3) {
             writer.write(0, batch.to_vec()).unwrap();
         }
