@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,12 +31,8 @@ use headway::node::now_ms;
 use headway::store::{ChainStore, RedbStore};
 use headway::testkit::{self, ChainBuilder};
 
-fn env<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::env;
 
 struct Params {
     rates: Vec<f64>,

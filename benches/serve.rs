@@ -31,7 +31,6 @@
 //! SERVE_CLIENTS, SERVE_PACE_MS, SERVE_PROBE_SECS, SERVE_BOUND_SECS).
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,16 +49,12 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+mod support;
+use support::env;
+
 const CHAIN: &str = "bench-serve";
 /// ChainBuilder's first block time.
 const GENESIS_TIME_MS: u64 = 1_700_000_000_000;
-
-fn env<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Params {
     blocks: u64,

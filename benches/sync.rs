@@ -33,7 +33,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,13 +47,6 @@ use libp2p::Multiaddr;
 use tokio::runtime::Runtime;
 
 const RANGE: u32 = 128;
-
-fn env<T: FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Chain {
     dir: tempfile::TempDir,
@@ -155,6 +147,9 @@ fn load_headers(chain: &Chain) -> Result<(TrustedState, Vec<TrustedHeader>)> {
 #[path = "../tests/support/http.rs"]
 mod http;
 use http::{free_port, http_get, node_command};
+
+mod support;
+use support::env;
 
 fn head_height(http: SocketAddr) -> Option<u64> {
     let status: serde_json::Value = serde_json::from_str(&http_get(http, "/status")?).ok()?;
