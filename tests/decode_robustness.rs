@@ -1,5 +1,5 @@
 //! Decoding arbitrary or mutated bytes never panics, and whatever decodes re-encodes to the
-//! same bytes (one encoding per value).
+//! same bytes (one encoding per value), whose length `encoded_len` counts exactly.
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -15,6 +15,7 @@ use proptest::prelude::*;
 fn canonical<T: Decode + Encode>(bytes: &[u8]) {
     if let Ok(v) = T::decode(bytes) {
         assert_eq!(v.encode(), bytes, "a decoded value re-encodes differently");
+        assert_eq!(v.encoded_len(), bytes.len(), "encoded_len counts otherwise");
     }
 }
 
@@ -47,6 +48,35 @@ fn build_samples() -> Vec<Vec<u8>> {
     chain.next_block(Vec::new());
     let proof = EventProof::build(&block, 1, chain.mmr(), 3).unwrap();
     vec![handover.encode(), block.encode(), proof.encode()]
+}
+
+#[test]
+fn encoded_len_counts_real_encodings() {
+    let samples = samples();
+    assert_eq!(
+        TrustedHeader::decode(&samples[0]).unwrap().encoded_len(),
+        samples[0].len()
+    );
+    assert_eq!(
+        Block::decode(&samples[1]).unwrap().encoded_len(),
+        samples[1].len()
+    );
+    assert_eq!(
+        EventProof::decode(&samples[2]).unwrap().encoded_len(),
+        samples[2].len()
+    );
+    let mut chain = ChainBuilder::new("len", 100);
+    let (block, trusted) = chain.next_block(vec![testkit::event(&testkit::key(5), 1, 1)]);
+    let finalized = headway::chain::FinalizedBlock {
+        block,
+        commit: trusted.commit,
+        next_validators: trusted.next_validators,
+    };
+    assert_eq!(finalized.encoded_len(), finalized.encode().len());
+    assert!(
+        finalized.encoded_len() > 100 * 64,
+        "a commit of 100 signatures"
+    );
 }
 
 proptest! {

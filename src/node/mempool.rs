@@ -146,7 +146,7 @@ impl Mempool {
         if self.positions.contains_key(&id) {
             return Err(MempoolError::Duplicate(id));
         }
-        let size = event.encode().len();
+        let size = event.encoded_len();
         if self.positions.len() >= self.config.max_events
             || self.bytes.saturating_add(size) > self.config.max_bytes
         {

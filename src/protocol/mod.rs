@@ -345,10 +345,10 @@ impl Response {
     /// Length of the canonical encoding (what the byte cap applies to).
     pub fn encoded_len(&self) -> usize {
         match self {
-            Response::Headers(r) => r.encode().len(),
-            Response::Blocks(r) => r.encode().len(),
-            Response::Proof(r) => r.encode().len(),
-            Response::Snapshot(r) => r.encode().len(),
+            Response::Headers(r) => r.encoded_len(),
+            Response::Blocks(r) => r.encoded_len(),
+            Response::Proof(r) => r.encoded_len(),
+            Response::Snapshot(r) => r.encoded_len(),
         }
     }
 }
@@ -359,7 +359,7 @@ impl Response {
 pub fn fit_to_response<T: Encode>(items: &[T], max_bytes: usize) -> usize {
     let mut used = 1 + 4;
     for (i, item) in items.iter().enumerate() {
-        used += item.encode().len();
+        used += item.encoded_len();
         if used > max_bytes {
             return i;
         }

@@ -38,7 +38,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
             self.peers.lacks(&peer, start);
             return;
         }
-        let bytes: u64 = blocks.iter().map(|b| b.encode().len() as u64).sum();
+        let bytes: u64 = blocks.iter().map(|b| b.encoded_len() as u64).sum();
         self.metrics.downloaded_bodies += blocks.len() as u64;
         self.metrics.downloaded_bytes += bytes;
         self.peers.measured(&peer, elapsed_ms, bytes);
@@ -53,7 +53,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
                 let rest = got - position as u64;
                 self.block_queue.requeue(start + position as u64, rest);
                 blocks.truncate(position);
-                let bytes = blocks.iter().map(|b| b.encode().len() as u64).sum();
+                let bytes = blocks.iter().map(|b| b.encoded_len() as u64).sum();
                 if !blocks.is_empty() {
                     self.block_ready.insert(start, peer.clone(), blocks, bytes);
                 }
@@ -101,7 +101,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
             self.peers.lacks(&peer, start);
             return;
         }
-        let bytes: u64 = headers.iter().map(|h| h.encode().len() as u64).sum();
+        let bytes: u64 = headers.iter().map(|h| h.encoded_len() as u64).sum();
         self.metrics.downloaded_headers += headers.len() as u64;
         self.metrics.downloaded_bytes += bytes;
         self.peers.measured(&peer, elapsed_ms, bytes);
@@ -260,7 +260,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
 
     fn keep_headers(&mut self, headers: Vec<TrustedHeader>) {
         for h in headers {
-            self.headers_bytes += h.encode().len() as u64;
+            self.headers_bytes += h.encoded_len() as u64;
             self.headers.push_back(h);
         }
     }
@@ -282,7 +282,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
                 };
                 self.headers_bytes = self
                     .headers_bytes
-                    .saturating_sub(header.encode().len() as u64);
+                    .saturating_sub(header.encoded_len() as u64);
                 out.push(FinalizedBlock {
                     block: body.block,
                     commit: header.commit,
@@ -328,7 +328,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
             self.to_write_since = self.now_ms;
         }
         for block in blocks {
-            let bytes = block.encode().len() as u64;
+            let bytes = block.encoded_len() as u64;
             let hash = block.block.header.hash();
             let height = block.height();
             self.unwritten.push_back(Unwritten {
@@ -434,7 +434,7 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
             && self.requests.is_empty()
             && self.block_ready.is_empty();
         if self.options.mode == SyncMode::Fast && height == self.applied.0 + 1 && idle {
-            let bytes = block.encode().len() as u64;
+            let bytes = block.encoded_len() as u64;
             self.block_queue.take(height, 1);
             self.block_ready.insert(height, peer, vec![block], bytes);
         }

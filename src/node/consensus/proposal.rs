@@ -55,7 +55,7 @@ pub fn build_block(
         if kept.len() >= limits.events() {
             break;
         }
-        let size = event.encode().len();
+        let size = event.encoded_len();
         if bytes + size > limits.max_bytes {
             break;
         }
@@ -236,7 +236,7 @@ pub fn within_limits(block: &Block, limits: BlockLimits) -> Result<(), Consensus
             max: limits.events(),
         });
     }
-    let bytes = block.encode().len();
+    let bytes = block.encoded_len();
     if bytes > limits.max_bytes {
         return Err(ConsensusError::BlockTooLarge {
             bytes,
