@@ -23,12 +23,13 @@
 //! start (~15 ms) and the pipeline filling (the first ranges and the first write batch): the
 //! first is the figure that counts, the second shows the steady state.
 //!
-//! With `SYNC_SYNCER_ENV=NAME=VALUE` (e.g. `MALLOC_ARENA_MAX=16`), every run is repeated with
-//! that variable set for the syncing process, interleaved with the plain runs, and both are
-//! reported: an A/B of a runtime setting under the same machine conditions.
+//! With `SYNC_SYNCER_ENV=NAME=VALUE` (e.g. `MALLOC_ARENA_MAX=16`) and/or `SYNC_SYNCER_BIN=PATH`
+//! (another `headway` binary, e.g. one built from an earlier commit), every run is repeated with
+//! that variable set / that binary syncing, interleaved with the plain runs, and both are
+//! reported: an A/B under the same machine conditions.
 //!
 //! `cargo bench --bench sync` (env: SYNC_BLOCKS, SYNC_VALIDATORS, SYNC_RUNS, SYNC_RSS_BLOCKS,
-//! SYNC_RSS_VALIDATORS, SYNC_SYNCER_ENV).
+//! SYNC_RSS_VALIDATORS, SYNC_SYNCER_ENV, SYNC_SYNCER_BIN).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -169,16 +170,58 @@ impl Drop for Syncer {
     }
 }
 
+/// How a variant run differs from a plain one: an environment variable for the syncing
+/// process, another `headway` binary, or both.
+#[derive(Default)]
+struct Variant {
+    env: Option<(String, String)>,
+    bin: Option<std::path::PathBuf>,
+}
+
+impl Variant {
+    fn from_env() -> Option<Variant> {
+        let env = std::env::var("SYNC_SYNCER_ENV").ok().and_then(|v| {
+            let (name, value) = v.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        });
+        let bin = std::env::var_os("SYNC_SYNCER_BIN").map(std::path::PathBuf::from);
+        (env.is_some() || bin.is_some()).then_some(Variant { env, bin })
+    }
+
+    fn label(&self) -> String {
+        let mut label = String::new();
+        if let Some((name, value)) = &self.env {
+            label += &format!(", {name}={value}");
+        }
+        if let Some(bin) = &self.bin {
+            label += &format!(", binary {}", bin.display());
+        }
+        label
+    }
+}
+
 fn spawn_syncer(
     genesis_file: &Path,
     bootnodes: &[Multiaddr],
-    extra_env: Option<(&str, &str)>,
+    variant: Option<&Variant>,
 ) -> Result<Syncer> {
     let data = tempfile::tempdir()?;
     let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut command = node_command(genesis_file, data.path(), bootnodes, http, "warn");
-    if let Some((name, value)) = extra_env {
-        command.env(name, value);
+    if let Some(variant) = variant {
+        if let Some(bin) = &variant.bin {
+            let mut other = std::process::Command::new(bin);
+            other.args(command.get_args());
+            for (name, value) in command.get_envs() {
+                if let Some(value) = value {
+                    other.env(name, value);
+                }
+            }
+            command = other;
+        }
+        if let Some((name, value)) = &variant.env {
+            command.env(name, value);
+        }
     }
     let child = command
         .stdout(Stdio::null())
@@ -230,10 +273,10 @@ fn sync_once(
     genesis_file: &Path,
     bootnodes: &[Multiaddr],
     blocks: u64,
-    extra_env: Option<(&str, &str)>,
+    variant: Option<&Variant>,
 ) -> Result<Run> {
     let started = Instant::now();
-    let mut syncer = spawn_syncer(genesis_file, bootnodes, extra_env)?;
+    let mut syncer = spawn_syncer(genesis_file, bootnodes, variant)?;
     let pid = syncer.child.id();
     let deadline = started + Duration::from_secs(1_800);
     let mut rss = Vec::new();
@@ -300,14 +343,12 @@ fn main() -> Result<()> {
     let b = runtime.block_on(serve(&chain.genesis, copy.path()))?;
     let genesis_file = chain.dir.path().join(GENESIS_FILE);
 
-    let variant: Option<(String, String)> = std::env::var("SYNC_SYNCER_ENV").ok().and_then(|v| {
-        let (name, value) = v.split_once('=')?;
-        Some((name.to_string(), value.to_string()))
-    });
-    let variants: Vec<Option<(&str, &str)>> = match &variant {
-        Some((name, value)) => vec![None, Some((name.as_str(), value.as_str()))],
+    let variant = Variant::from_env();
+    let variants: Vec<Option<&Variant>> = match &variant {
+        Some(v) => vec![None, Some(v)],
         None => vec![None],
     };
+    let label = |v: Option<&Variant>| v.map(Variant::label).unwrap_or_default();
 
     // results[(peers, variant)] = best run.
     let mut results: Vec<(usize, usize, Run)> = Vec::new();
@@ -318,11 +359,11 @@ fn main() -> Result<()> {
             .collect();
         let mut best: Vec<Option<Run>> = variants.iter().map(|_| None).collect();
         for _ in 0..runs {
-            for (v, extra_env) in variants.iter().enumerate() {
-                let run = sync_once(&genesis_file, &bootnodes, blocks, *extra_env)?;
+            for (v, variant) in variants.iter().enumerate() {
+                let run = sync_once(&genesis_file, &bootnodes, blocks, *variant)?;
                 eprintln!(
                     "{peers} peer(s){}: {blocks} blocks in {:.2} s (first block at {:.2} s), syncer CPU {:.2} s",
-                    extra_env.map(|(n, v)| format!(" {n}={v}")).unwrap_or_default(),
+                    label(*variant),
                     run.secs,
                     run.first.map_or(f64::NAN, |(t, _)| t),
                     run.cpu_secs
@@ -353,9 +394,7 @@ fn main() -> Result<()> {
         rate(bound[1])
     );
     for (peers, v, run) in &results {
-        let setting = variants[*v]
-            .map(|(n, v)| format!(", {n}={v}"))
-            .unwrap_or_default();
+        let setting = label(variants[*v]);
         let steady = run.first.map_or("n/a".to_string(), |(t, h)| {
             let r = (blocks - h) as f64 / (run.secs - t);
             format!("{r:.0}, {:.0}%", 100.0 * r / rate(bound[1]))
@@ -373,12 +412,12 @@ fn main() -> Result<()> {
     if rss_blocks > 0 {
         let big = generate(rss_validators, rss_blocks)?;
         let server = runtime.block_on(serve(&big.genesis, big.dir.path()))?;
-        for extra_env in &variants {
+        for variant in &variants {
             let run = sync_once(
                 &big.dir.path().join(GENESIS_FILE),
                 &[server.listen[0].clone()],
                 rss_blocks,
-                *extra_env,
+                *variant,
             )?;
             let peak_until = |h: u64| {
                 run.rss
@@ -390,7 +429,7 @@ fn main() -> Result<()> {
             };
             println!(
                 "\nRSS while syncing {rss_blocks} blocks ({rss_validators} validators, 1 peer{}, {:.1} s, {:.0} blocks/s):\n",
-                extra_env.map(|(n, v)| format!(", {n}={v}")).unwrap_or_default(),
+                label(*variant),
                 run.secs,
                 rss_blocks as f64 / run.secs
             );
