@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::chain::{
-    AuditEvent, Block, BlockHash, BlockHeader, ChainId, Checkpoint, Commit, Hash, Outcome,
-    SignedEvent, TrustedHeader, Validator, ValidatorSet, PROTOCOL_VERSION,
+    AuditEvent, Block, BlockHash, BlockHeader, ChainId, Checkpoint, Commit, FinalizedBlock, Hash,
+    Outcome, SignedEvent, TrustedHeader, Validator, ValidatorSet, PROTOCOL_VERSION,
 };
 use crate::crypto::ed25519::SigningKey;
 use crate::proof::merkle::merkle_root;
@@ -188,6 +188,16 @@ impl ChainBuilder {
             next_validators,
         };
         (Block { header, events }, trusted)
+    }
+
+    /// Builds, signs and appends the next block, as a full node stores it.
+    pub fn next_finalized(&mut self, events: Vec<SignedEvent>) -> FinalizedBlock {
+        let (block, trusted) = self.next_block(events);
+        FinalizedBlock {
+            block,
+            commit: trusted.commit,
+            next_validators: trusted.next_validators,
+        }
     }
 
     /// Builds `count` empty blocks and returns their trusted headers.

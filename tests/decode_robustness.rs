@@ -66,12 +66,7 @@ fn encoded_len_counts_real_encodings() {
         samples[2].len()
     );
     let mut chain = ChainBuilder::new("len", 100);
-    let (block, trusted) = chain.next_block(vec![testkit::event(&testkit::key(5), 1, 1)]);
-    let finalized = headway::chain::FinalizedBlock {
-        block,
-        commit: trusted.commit,
-        next_validators: trusted.next_validators,
-    };
+    let finalized = chain.next_finalized(vec![testkit::event(&testkit::key(5), 1, 1)]);
     assert_eq!(finalized.encoded_len(), finalized.encode().len());
     assert!(
         finalized.encoded_len() > 100 * 64,

@@ -9,8 +9,8 @@ fn main() -> std::process::ExitCode {
 /// glibc gives threads that allocate their own malloc arenas (up to 8 per core), and memory
 /// freed in one is not returned to the system while a chunk in the same pages is live: with
 /// the default arenas (and synced batches written on the node loop) a syncing node's RSS crept
-/// up by 5 to 11 MiB per 100,000 blocks once the store cache filled; with one arena it stayed
-/// flat (BENCHMARKS.md, issue 6). One arena costs no measurable sync throughput (an A/B in the
+/// up with the chain once the store cache filled; with one arena it stayed flat
+/// (BENCHMARKS.md, issue 6). One arena costs no measurable sync throughput (an A/B in the
 /// same file), so the node runs with one. An operator's own `MALLOC_ARENA_MAX` wins. A
 /// background thread also hands whole free pages back every 10 s (`malloc_trim`).
 ///

@@ -7,8 +7,8 @@
 //! [`Network`] (their ids mapped both ways), verified blocks are appended to the store in one
 //! transaction per batch, on a writer thread of their own so that download and verification
 //! go on while a batch is written (the node loop hands the outcome back with
-//! [`SyncDriver::write_done`]), and acknowledged ([`Input::Written`], or
-//! [`Input::StoreHeight`] on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
+//! [`SyncDriver::write_done`]), and acknowledged ([`Input::Written`], or [`Input::StoreHeight`]
+//! on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
 //! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
 //! `/status`, the metrics and the CLI progress bar.
 //!
@@ -199,36 +199,33 @@ impl SyncDriver {
         self.writer.pending = self.writer.pending.saturating_sub(1);
         ctx.metrics.sync_write_seconds.observe(done.seconds);
         ctx.metrics.store_write_seconds.observe(done.seconds);
-        let stale = done.generation != self.generation;
-        let input = match done.outcome {
+        let current = done.generation == self.generation;
+        match done.outcome {
             Ok(Some((up_to, blocks))) => {
-                if stale {
+                if current {
+                    self.feed(Input::Written { up_to }, ctx);
+                } else if self.machine.applied_height() < up_to {
                     // Asked by a machine since rebuilt: the store moved past the new one's
                     // anchor, which starts again from the store head.
-                    if self.machine.applied_height() < up_to {
-                        self.reanchor(ctx.store, ctx.network, super::now_ms());
-                    }
-                    return vec![Written { blocks }];
+                    self.reanchor(ctx.store, ctx.network, super::now_ms());
                 }
-                self.feed(Input::Written { up_to }, ctx);
-                return vec![Written { blocks }];
+                vec![Written { blocks }]
             }
             Ok(None) => {
-                let height = ctx.store.head().ok().flatten().map_or(0, |h| h.height);
-                Input::StoreHeight { height }
+                if current {
+                    let height = ctx.store.head().ok().flatten().map_or(0, |h| h.height);
+                    self.feed(Input::StoreHeight { height }, ctx);
+                }
+                Vec::new()
             }
             Err(e) => {
                 // Not acknowledged: the machine asks for the store's height later, and
                 // the node starts it again from the store head meanwhile.
                 ctx.metrics.sync_errors.inc();
                 tracing::error!(error = %e, "cannot store synced blocks");
-                return Vec::new();
+                Vec::new()
             }
-        };
-        if !stale {
-            self.feed(input, ctx);
         }
-        Vec::new()
     }
 
     /// The last block the machine verified (and handed to the store or batched).
@@ -379,16 +376,16 @@ impl SyncDriver {
         )
     }
 
-    /// The outcome of a network request: whether it was ours (then it was fed to the machine).
+    /// The outcome of a network request: fed to the machine if it was ours, else ignored.
     pub fn response(
         &mut self,
         peer: PeerId,
         id: net::RequestId,
         result: Result<crate::protocol::Response, net::RequestFailure>,
         ctx: Ctx<'_>,
-    ) -> bool {
+    ) {
         let Some((request_id, sent)) = self.requests.remove(&id) else {
-            return false;
+            return;
         };
         ctx.metrics
             .sync_download_seconds
@@ -405,8 +402,7 @@ impl SyncDriver {
                 reason: request_failure(failure),
             },
         };
-        self.feed(input, ctx);
-        true
+        self.feed(input, ctx)
     }
 
     /// The clock: due at [`SyncDriver::next_deadline_ms`], harmless at any time.
@@ -644,7 +640,7 @@ fn build_machine(
 /// ones instead of stalling the node loop. The machine bounds what is handed over unwritten
 /// (`SyncOptions::max_unwritten_blocks`). Appends are atomic and checked against the store
 /// head inside their transaction, so a block consensus stored meanwhile is never written
-/// twice ([`write_batch`] skips it, or the append is refused and nothing is written).
+/// twice ([`append_new`] skips it).
 struct Writer {
     jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
     done: tokio::sync::mpsc::UnboundedReceiver<WriteDone>,
@@ -675,7 +671,7 @@ impl Writer {
             .spawn(move || {
                 for job in inbox {
                     let started = Instant::now();
-                    let outcome = write_batch(&*store, job.blocks);
+                    let outcome = append_new(&*store, job.blocks);
                     let done = WriteDone {
                         generation: job.generation,
                         outcome,
@@ -715,33 +711,47 @@ impl Drop for Writer {
     }
 }
 
-/// Appends `blocks` in one transaction, without those the store already holds (written by
-/// consensus meanwhile; they must be the same blocks). Returns the new head and what was
-/// written; `None` if nothing was new.
-fn write_batch(
+/// Appends `blocks` in one transaction, without those the store already holds; those must be
+/// the same blocks. Both writers use it: the sync writer thread for its batches, and the node
+/// loop for the blocks consensus finalizes, so either may have stored a height the other is
+/// about to write. When the head moves between the check and the append (the other writer
+/// committed meanwhile), the append is refused whole and the check runs once more. Returns
+/// the new head and what was written; `None` if nothing was new.
+pub(super) fn append_new(
     store: &dyn ChainStore,
     mut blocks: Vec<FinalizedBlock>,
 ) -> Result<Option<(u64, Vec<FinalizedBlock>)>> {
-    let head = store.head()?.context("the store has no head")?;
-    if let Some(first) = blocks.first() {
-        if first.height() <= head.height {
-            let held = (head.height - first.height() + 1).min(blocks.len() as u64) as usize;
-            for b in &blocks[..held] {
-                let stored = store.header(b.height())?.map(|h| h.header.hash());
-                anyhow::ensure!(
-                    stored == Some(b.block.header.hash()),
-                    "synced block {} differs from the stored one",
-                    b.height()
-                );
+    let mut retried = false;
+    loop {
+        let head = store.head()?.context("the store has no head")?;
+        if let Some(first) = blocks.first() {
+            if first.height() <= head.height {
+                let held = (head.height - first.height() + 1).min(blocks.len() as u64) as usize;
+                for b in &blocks[..held] {
+                    let stored = store.header(b.height())?.map(|h| h.header.hash());
+                    anyhow::ensure!(
+                        stored == Some(b.block.header.hash()),
+                        "block {} differs from the stored one",
+                        b.height()
+                    );
+                }
+                blocks.drain(..held);
             }
-            blocks.drain(..held);
+        }
+        let Some(last) = blocks.last().map(FinalizedBlock::height) else {
+            return Ok(None);
+        };
+        match store.append(&blocks) {
+            Ok(()) => return Ok(Some((last, blocks))),
+            Err(e) => {
+                let moved = store.head()?.is_some_and(|h| h.height > head.height);
+                if retried || !moved {
+                    return Err(e.into());
+                }
+                retried = true;
+            }
         }
     }
-    let Some(last) = blocks.last().map(FinalizedBlock::height) else {
-        return Ok(None);
-    };
-    store.append(&blocks)?;
-    Ok(Some((last, blocks)))
 }
 
 /// A peer that sent provably invalid data: penalized for it and banned (if the penalty alone
@@ -800,14 +810,7 @@ mod tests {
     fn chain(len: usize) -> Vec<FinalizedBlock> {
         let mut builder = ChainBuilder::new("writer-chain", 4);
         (0..len)
-            .map(|_| {
-                let (block, trusted) = builder.next_block(Vec::new());
-                FinalizedBlock {
-                    block,
-                    commit: trusted.commit,
-                    next_validators: trusted.next_validators,
-                }
-            })
+            .map(|_| builder.next_finalized(Vec::new()))
             .collect()
     }
 

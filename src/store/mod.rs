@@ -11,8 +11,9 @@
 //!
 //! The trait is synchronous: the node calls it directly for reads and for the one-block appends
 //! of consensus; synced batches are appended on a writer thread of their own
-//! (`node::sync_driver`), so the node loop keeps downloading and verifying meanwhile. Free functions on top of it build event proofs
-//! ([`event_proof`]) and MMR roots ([`mmr_root_at`]) from the stored MMR nodes.
+//! (`node::sync_driver`), so the node loop keeps downloading and verifying meanwhile. Free
+//! functions on top of it build event proofs ([`event_proof`]) and MMR roots ([`mmr_root_at`])
+//! from the stored MMR nodes.
 
 mod append;
 mod memory;
