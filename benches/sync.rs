@@ -258,12 +258,46 @@ fn proc_usage(pid: u32) -> (u64, f64) {
     (rss, cpu)
 }
 
+/// CPU seconds of each live thread of a process, summed by thread name (threads that have
+/// exited, like `verify_range`'s scoped workers, are only in the process total).
+fn thread_usage(pid: u32) -> Vec<(String, f64)> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
+            continue;
+        };
+        let name = name.trim().to_string();
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, cpu)) => *cpu += (utime + stime) / 100.0,
+            None => by_name.push((name, (utime + stime) / 100.0)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_name
+}
+
 struct Run {
     secs: f64,
     /// When the first synced block was seen stored, and the height then: the node has started
     /// and the pipeline has filled.
     first: Option<(f64, u64)>,
     cpu_secs: f64,
+    /// CPU seconds of this process meanwhile: the serving nodes (the bench's own polling is
+    /// a request every 20 ms).
+    server_cpu_secs: f64,
     /// `(height, RSS kB)` samples.
     rss: Vec<(u64, u64)>,
 }
@@ -276,6 +310,7 @@ fn sync_once(
     variant: Option<&Variant>,
 ) -> Result<Run> {
     let started = Instant::now();
+    let (_, server_cpu_before) = proc_usage(std::process::id());
     let mut syncer = spawn_syncer(genesis_file, bootnodes, variant)?;
     let pid = syncer.child.id();
     let deadline = started + Duration::from_secs(1_800);
@@ -304,10 +339,23 @@ fn sync_once(
     }
     let secs = started.elapsed().as_secs_f64();
     let (_, cpu_secs) = proc_usage(pid);
+    let threads = thread_usage(pid);
+    let live: f64 = threads.iter().map(|(_, cpu)| cpu).sum();
+    let threads: Vec<String> = threads
+        .iter()
+        .map(|(name, cpu)| format!("{name} {cpu:.2}"))
+        .collect();
+    eprintln!(
+        "  syncer threads (CPU s): {}, exited threads {:.2}",
+        threads.join(", "),
+        cpu_secs - live
+    );
+    let (_, server_cpu_after) = proc_usage(std::process::id());
     Ok(Run {
         secs,
         first,
         cpu_secs,
+        server_cpu_secs: server_cpu_after - server_cpu_before,
         rss,
     })
 }
@@ -328,7 +376,14 @@ fn main() -> Result<()> {
     let mut bound = [f64::MAX; 2];
     for _ in 0..runs {
         for (i, threads) in [1, 2].into_iter().enumerate() {
-            bound[i] = bound[i].min(verify_all(&genesis_state, &headers, threads));
+            let (_, cpu_before) = proc_usage(std::process::id());
+            let secs = verify_all(&genesis_state, &headers, threads);
+            let (_, cpu_after) = proc_usage(std::process::id());
+            eprintln!(
+                "bound, {threads} thread(s): {secs:.2} s, CPU {:.2} s",
+                cpu_after - cpu_before
+            );
+            bound[i] = bound[i].min(secs);
         }
     }
     drop(headers);
@@ -362,11 +417,12 @@ fn main() -> Result<()> {
             for (v, variant) in variants.iter().enumerate() {
                 let run = sync_once(&genesis_file, &bootnodes, blocks, *variant)?;
                 eprintln!(
-                    "{peers} peer(s){}: {blocks} blocks in {:.2} s (first block at {:.2} s), syncer CPU {:.2} s",
+                    "{peers} peer(s){}: {blocks} blocks in {:.2} s (first block at {:.2} s), syncer CPU {:.2} s, servers' CPU {:.2} s",
                     label(*variant),
                     run.secs,
                     run.first.map_or(f64::NAN, |(t, _)| t),
-                    run.cpu_secs
+                    run.cpu_secs,
+                    run.server_cpu_secs
                 );
                 if best[v].as_ref().is_none_or(|b| run.secs < b.secs) {
                     best[v] = Some(run);
@@ -400,12 +456,13 @@ fn main() -> Result<()> {
             format!("{r:.0}, {:.0}%", 100.0 * r / rate(bound[1]))
         });
         println!(
-            "| `headway node` synced from {peers} peer(s){setting} | {:.2} s | {:.0} | {:.0}% (syncer CPU {:.2} s = {:.2} cores) | {steady} |",
+            "| `headway node` synced from {peers} peer(s){setting} | {:.2} s | {:.0} | {:.0}% (syncer CPU {:.2} s = {:.2} cores; servers {:.2} s) | {steady} |",
             run.secs,
             rate(run.secs),
             100.0 * bound[1] / run.secs,
             run.cpu_secs,
-            run.cpu_secs / run.secs
+            run.cpu_secs / run.secs,
+            run.server_cpu_secs
         );
     }
 
