@@ -10,7 +10,8 @@ use headway::chain::{
 };
 use headway::crypto::ed25519::SignatureError;
 use headway::testkit::{self, ChainBuilder};
-use headway::verify::{SignatureMode, TrustedState, Verifier, VerifyError};
+use headway::verify::{SignatureCache, SignatureMode, TrustedState, Verifier, VerifyError};
+use std::sync::Arc;
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -595,4 +596,108 @@ fn checkpoint_text_must_be_canonical() {
         Checkpoint::from_text(&upper_sum),
         Err(CheckpointError::Checksum)
     );
+}
+
+// ---- signatures checked ahead (`SignatureCache`) ------------------------------------------
+
+fn views(headers: &[TrustedHeader]) -> impl Iterator<Item = HeaderView<'_>> {
+    headers
+        .iter()
+        .map(|h| (&h.header, &h.commit, h.next_validators.as_ref()))
+}
+
+type HeaderView<'a> = (
+    &'a BlockHeader,
+    &'a headway::chain::Commit,
+    Option<&'a headway::chain::ValidatorSet>,
+);
+
+/// Needed signatures of 4 equal validators: 3 of 4.
+const NEEDED_OF_4: usize = 3;
+
+#[test]
+fn signatures_checked_ahead_are_used_once_and_the_range_verifies_the_same() {
+    let (mut chain, state) = start(4);
+    let headers = chain.headers(6);
+    let cache = SignatureCache::new(1_000);
+    assert_eq!(
+        cache.check_ahead(&state.next_validators, views(&headers)),
+        6 * NEEDED_OF_4
+    );
+    let verifier = Verifier::new().with_cache(Arc::clone(&cache));
+    let plain = Verifier::new().verify_range(&state, &headers, NOW);
+    assert_eq!(verifier.verify_range(&state, &headers, NOW), plain);
+    assert!(cache.is_empty(), "every triple is taken when used");
+}
+
+#[test]
+fn a_cached_signature_covers_only_its_own_triple() {
+    let (mut chain, state) = start(4);
+    let headers = chain.headers(6);
+    let cache = SignatureCache::new(1_000);
+    cache.check_ahead(&state.next_validators, views(&headers));
+    // Another signature where a cached one was: not covered, checked, and refused.
+    let mut forged = headers.clone();
+    forged[3].commit.signatures[1].signature.0[40] ^= 1;
+    let verifier = Verifier::new().with_cache(cache);
+    let failure = verifier.verify_range(&state, &forged, NOW).unwrap_err();
+    assert_eq!(failure.error.position, 3);
+    assert!(matches!(
+        failure.error.error,
+        VerifyError::InvalidSignature { index: 1, .. }
+    ));
+    assert_eq!(failure.last_good.unwrap().height(), 3);
+}
+
+#[test]
+fn nothing_is_cached_from_a_range_with_a_bad_signature_or_the_wrong_set() {
+    let (mut chain, state) = start(4);
+    let mut headers = chain.headers(4);
+    let cache = SignatureCache::new(1_000);
+    let other_set = Arc::new(testkit::validator_set(&testkit::keys(50, 4)));
+    assert_eq!(cache.check_ahead(&other_set, views(&headers)), 0);
+    headers[2].commit.signatures[0].signature.0[5] ^= 1;
+    assert_eq!(
+        cache.check_ahead(&state.next_validators, views(&headers)),
+        0
+    );
+    assert!(cache.is_empty());
+    // The verifier still finds the bad one.
+    let failure = Verifier::new()
+        .with_cache(cache)
+        .verify_range(&state, &headers, NOW)
+        .unwrap_err();
+    assert_eq!(failure.error.position, 2);
+}
+
+#[test]
+fn checking_ahead_follows_hand_overs() {
+    let (mut chain, state) = handover_chain();
+    let headers = chain.headers(5);
+    let cache = SignatureCache::new(1_000);
+    // Height 2 hands over: 1–2 are signed by the 4 (3 needed each), 3–5 by the 5 new ones
+    // (4 needed).
+    assert!(headers[1].header.hands_over());
+    assert_eq!(
+        cache.check_ahead(&state.next_validators, views(&headers)),
+        2 * NEEDED_OF_4 + 3 * 4
+    );
+    let verifier = Verifier::new().with_cache(Arc::clone(&cache));
+    assert!(verifier.verify_range(&state, &headers, NOW).is_ok());
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn the_cache_drops_its_oldest_triples_beyond_its_capacity() {
+    let (mut chain, state) = start(4);
+    let headers = chain.headers(6);
+    let cache = SignatureCache::new(2 * NEEDED_OF_4);
+    cache.check_ahead(&state.next_validators, views(&headers[..3]));
+    cache.check_ahead(&state.next_validators, views(&headers[3..]));
+    assert_eq!(cache.len(), 2 * NEEDED_OF_4);
+    // What is left are the last two headers' triples: the range still verifies, those two
+    // from the cache and the rest checked again.
+    let verifier = Verifier::new().with_cache(Arc::clone(&cache));
+    assert!(verifier.verify_range(&state, &headers, NOW).is_ok());
+    assert!(cache.is_empty());
 }

@@ -776,8 +776,8 @@ impl NodeLoop {
             tokio::select! {
                 _ = &mut stop => break,
                 event = self.network.next_event() => self.on_net(event),
-                done = self.sync.write_done() => {
-                    let written = self.sync.written(done, sync_ctx!(self));
+                finished = self.sync.next_finished() => {
+                    let written = self.sync.finished(finished, sync_ctx!(self));
                     self.after_sync_written(written);
                     self.publish_status();
                 }

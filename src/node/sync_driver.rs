@@ -4,10 +4,11 @@
 //! The node loop feeds it every event that matters to sync (peers handshaken, their statuses,
 //! disconnects and bans, responses and failures to its requests, gossiped finalized blocks,
 //! the time) and [`SyncDriver`] carries out what the machine asks: requests go out through the
-//! [`Network`] (their ids mapped both ways), verified blocks are appended to the store in one
+//! [`Network`] (their ids mapped both ways), received ranges have their signatures checked
+//! ahead on threads of their own before the machine gets them ([`AheadChecker`]), verified blocks are appended to the store in one
 //! transaction per batch, on a writer thread of their own so that download and verification
 //! go on while a batch is written (the node loop hands the outcome back with
-//! [`SyncDriver::write_done`]), and acknowledged ([`Input::Written`], or [`Input::StoreHeight`]
+//! [`SyncDriver::next_finished`]), and acknowledged ([`Input::Written`], or [`Input::StoreHeight`]
 //! on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
 //! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
 //! `/status`, the metrics and the CLI progress bar.
@@ -26,17 +27,19 @@ use libp2p::PeerId;
 
 use super::api::{ForkReport, SyncStatus};
 use super::metrics::Metrics;
-use crate::chain::{Encode, FinalizedBlock, Genesis};
+use crate::chain::{BlockHeader, Encode, FinalizedBlock, Genesis, ValidatorSet};
 use crate::net::peers::Misbehaviour;
 use crate::net::{self, Network};
+use crate::protocol::blocks::BlocksResponse;
+use crate::protocol::headers::HeadersResponse;
 use crate::protocol::limits::RateLimit;
-use crate::protocol::{Protocol, Request, Status};
+use crate::protocol::{Protocol, Request, Response, Status};
 use crate::store::ChainStore;
 use crate::sync::{
     Action, BlockSync, Fault, ForkEvidence, Input, RequestFailure, RequestId, SyncMetrics,
     SyncOptions, SyncState,
 };
-use crate::verify::TrustedState;
+use crate::verify::{SignatureCache, TrustedState};
 
 /// The store meta key of the last [`crate::sync::ProgressRecord`] (JSON), for operators.
 pub const PROGRESS_META_KEY: &str = "sync:progress";
@@ -73,6 +76,11 @@ pub struct SyncDriver {
     /// Requests held back so as not to exceed the peer's inbound rate limit, in order.
     delayed: VecDeque<Delayed>,
     pacer: Pacer,
+    /// Checks the signatures of received ranges before the machine gets them.
+    ahead: AheadChecker,
+    /// Validator sets announced by hand-overs in ranges received but not yet verified, by the
+    /// height that announced them: the guess of who signs a range further ahead.
+    announced: BTreeMap<u64, Arc<ValidatorSet>>,
 }
 
 /// A request waiting for the peer's rate limit.
@@ -132,7 +140,8 @@ impl SyncDriver {
         options: SyncOptions,
         now_ms: u64,
     ) -> Result<SyncDriver> {
-        let machine = build_machine(&*store, &genesis, &options, now_ms)?;
+        let ahead = AheadChecker::start(options.verify_threads)?;
+        let machine = build_machine(&*store, &genesis, &options, &ahead.cache, now_ms)?;
         if let Ok(Some(bytes)) = store.get_meta(FORK_META_KEY) {
             tracing::warn!(
                 evidence = %String::from_utf8_lossy(&bytes),
@@ -158,6 +167,8 @@ impl SyncDriver {
             fork: None,
             delayed: VecDeque::new(),
             pacer: Pacer::default(),
+            ahead,
+            announced: BTreeMap::new(),
         })
     }
 
@@ -183,19 +194,45 @@ impl SyncDriver {
             || self.writer.pending > 0
     }
 
-    /// The outcome of the next batch the writer thread finished (for the node loop's
-    /// `select!`; pending forever when nothing is being written).
-    pub async fn write_done(&mut self) -> WriteDone {
-        match self.writer.done.recv().await {
-            Some(done) => done,
-            // The thread ended (it panicked): nothing more will come.
-            None => std::future::pending().await,
+    /// The next thing the driver's threads finished: a batch written, or a range whose
+    /// signatures were checked ahead (for the node loop's `select!`; pending forever while
+    /// neither is under way). Hand it back with [`SyncDriver::finished`].
+    pub async fn next_finished(&mut self) -> Finished {
+        let (writer, ahead) = (&mut self.writer.done, &mut self.ahead.done);
+        // A channel whose threads ended (they panicked) yields nothing more.
+        let written = async {
+            match writer.recv().await {
+                Some(done) => Finished::Written(done),
+                None => std::future::pending().await,
+            }
+        };
+        let checked = async {
+            match ahead.recv().await {
+                Some(job) => Finished::Checked(job),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            finished = written => finished,
+            finished = checked => finished,
+        }
+    }
+
+    /// Takes what [`SyncDriver::next_finished`] returned; returns the blocks written, for the
+    /// node to follow.
+    pub fn finished(&mut self, finished: Finished, ctx: Ctx<'_>) -> Vec<Written> {
+        match finished {
+            Finished::Written(done) => self.written(done, ctx),
+            Finished::Checked(job) => {
+                self.checked_ahead(job, ctx);
+                Vec::new()
+            }
         }
     }
 
     /// A batch the writer finished: acknowledged to the machine (if it asked for it) and handed
     /// to the node like any write.
-    pub fn written(&mut self, done: WriteDone, ctx: Ctx<'_>) -> Vec<Written> {
+    fn written(&mut self, done: WriteDone, ctx: Ctx<'_>) -> Vec<Written> {
         self.writer.pending = self.writer.pending.saturating_sub(1);
         ctx.metrics.sync_write_seconds.observe(done.seconds);
         ctx.metrics.store_write_seconds.observe(done.seconds);
@@ -314,10 +351,17 @@ impl SyncDriver {
     /// failed): requests in flight are forgotten (their late answers ignored), connected
     /// peers are fed again with their last status.
     pub fn reanchor(&mut self, store: &dyn ChainStore, network: &Network, now_ms: u64) {
-        match build_machine(store, &self.genesis, &self.options, now_ms) {
+        match build_machine(
+            store,
+            &self.genesis,
+            &self.options,
+            &self.ahead.cache,
+            now_ms,
+        ) {
             Ok(machine) => {
                 self.machine = machine;
                 self.generation += 1;
+                self.announced.clear();
                 self.requests.clear();
                 self.delayed.clear();
                 self.peers.clear();
@@ -390,6 +434,14 @@ impl SyncDriver {
         ctx.metrics
             .sync_download_seconds
             .observe(sent.elapsed().as_secs_f64());
+        let result = match result {
+            Ok(response) => match self.check_ahead(peer, request_id, response) {
+                Some(response) => Ok(response),
+                // On a checker thread; back through `checked_ahead`.
+                None => return,
+            },
+            Err(failure) => Err(failure),
+        };
         let input = match result {
             Ok(response) => Input::Response {
                 peer,
@@ -403,6 +455,77 @@ impl SyncDriver {
             },
         };
         self.feed(input, ctx)
+    }
+
+    /// Hands a range of blocks or headers to the checker threads, with the set expected to
+    /// sign its first header; gives back any other response.
+    fn check_ahead(
+        &mut self,
+        peer: PeerId,
+        request_id: RequestId,
+        response: Response,
+    ) -> Option<Response> {
+        let first = match &response {
+            Response::Blocks(BlocksResponse::Blocks(blocks)) => {
+                self.note_hand_overs(blocks.iter().map(|b| (&b.block.header, &b.next_validators)));
+                blocks.first().map(FinalizedBlock::height)
+            }
+            Response::Headers(HeadersResponse::Headers(headers)) => {
+                self.note_hand_overs(headers.iter().map(|h| (&h.header, &h.next_validators)));
+                headers.first().map(|h| h.header.height)
+            }
+            _ => None,
+        };
+        let Some(first) = first else {
+            return Some(response);
+        };
+        let verified = self.machine.verified_header_height();
+        self.announced = self.announced.split_off(&verified);
+        let signers = match self.announced.range(..first).next_back() {
+            Some((_, set)) => Arc::clone(set),
+            None => Arc::clone(self.machine.next_signers()),
+        };
+        let job = AheadJob {
+            generation: self.generation,
+            peer,
+            request_id,
+            signers,
+            response,
+            seconds: 0.0,
+        };
+        self.ahead.submit(job)
+    }
+
+    /// Remembers the sets that headers of a received range announce (unverified: only a guess
+    /// of who signs the ranges after it).
+    fn note_hand_overs<'a>(
+        &mut self,
+        headers: impl Iterator<Item = (&'a BlockHeader, &'a Option<ValidatorSet>)>,
+    ) {
+        for (header, next) in headers {
+            if let (true, Some(set)) = (header.hands_over(), next) {
+                if header.height >= self.machine.verified_header_height() {
+                    self.announced.insert(header.height, Arc::new(set.clone()));
+                }
+            }
+        }
+    }
+
+    /// A range whose signatures were checked ahead: now the machine's, unless it was asked for
+    /// by a machine since rebuilt (whose request ids mean nothing to this one).
+    fn checked_ahead(&mut self, job: AheadJob, ctx: Ctx<'_>) {
+        ctx.metrics.sync_validation_seconds.observe(job.seconds);
+        if job.generation != self.generation {
+            return;
+        }
+        self.feed(
+            Input::Response {
+                peer: job.peer,
+                request_id: job.request_id,
+                response: job.response,
+            },
+            ctx,
+        )
     }
 
     /// The clock: due at [`SyncDriver::next_deadline_ms`], harmless at any time.
@@ -619,6 +742,7 @@ fn build_machine(
     store: &dyn ChainStore,
     genesis: &Genesis,
     options: &SyncOptions,
+    cache: &Arc<SignatureCache>,
     now_ms: u64,
 ) -> Result<BlockSync<PeerId>> {
     let head = store.head()?.context("the store has no head")?;
@@ -632,7 +756,115 @@ fn build_machine(
         header,
         next_validators,
     };
-    BlockSync::new(trusted, options.clone(), now_ms).map_err(|e| anyhow::anyhow!("sync: {e}"))
+    let machine = BlockSync::new(trusted, options.clone(), now_ms)
+        .map_err(|e| anyhow::anyhow!("sync: {e}"))?;
+    Ok(machine.with_signature_cache(Arc::clone(cache)))
+}
+
+/// Triples the cache holds at most: about fifteen 128-block ranges of 100 validators (~10 MB).
+const AHEAD_CACHE_CAPACITY: usize = 128 * 1024;
+
+/// Threads that batch-verify the commit signatures of each received range as soon as it
+/// arrives, against the set expected to sign it, into the machine's [`SignatureCache`]
+/// (`verify::cache` says why that is sound). The machine still verifies ranges in height order
+/// on the node loop, every check included, but finds their signatures done: the expensive
+/// part runs on all cores, one range per thread, while the loop goes on with the network.
+struct AheadChecker {
+    cache: Arc<SignatureCache>,
+    jobs: Option<std::sync::mpsc::Sender<AheadJob>>,
+    done: tokio::sync::mpsc::UnboundedReceiver<AheadJob>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What one of the driver's threads finished.
+pub enum Finished {
+    Written(WriteDone),
+    Checked(AheadJob),
+}
+
+/// A received range on its way through the checker threads.
+pub struct AheadJob {
+    generation: u64,
+    peer: PeerId,
+    request_id: RequestId,
+    /// The set expected to sign the first header (later hand-overs are followed).
+    signers: Arc<ValidatorSet>,
+    response: Response,
+    /// Spent checking it.
+    seconds: f64,
+}
+
+impl AheadChecker {
+    fn start(threads: usize) -> Result<AheadChecker> {
+        let cache = SignatureCache::new(AHEAD_CACHE_CAPACITY);
+        let (jobs, inbox) = std::sync::mpsc::channel::<AheadJob>();
+        let inbox = Arc::new(std::sync::Mutex::new(inbox));
+        let (outbox, done) = tokio::sync::mpsc::unbounded_channel();
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let (inbox, outbox, cache) =
+                    (Arc::clone(&inbox), outbox.clone(), Arc::clone(&cache));
+                std::thread::Builder::new()
+                    .name(format!("sync-check-{i}"))
+                    .spawn(move || loop {
+                        let job = match inbox.lock() {
+                            Ok(inbox) => inbox.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(mut job) = job else { return };
+                        let started = Instant::now();
+                        match &job.response {
+                            Response::Blocks(BlocksResponse::Blocks(blocks)) => {
+                                cache.check_ahead(
+                                    &job.signers,
+                                    blocks.iter().map(|b| {
+                                        (&b.block.header, &b.commit, b.next_validators.as_ref())
+                                    }),
+                                );
+                            }
+                            Response::Headers(HeadersResponse::Headers(headers)) => {
+                                cache.check_ahead(
+                                    &job.signers,
+                                    headers.iter().map(|h| {
+                                        (&h.header, &h.commit, h.next_validators.as_ref())
+                                    }),
+                                );
+                            }
+                            _ => {}
+                        }
+                        job.seconds = started.elapsed().as_secs_f64();
+                        if outbox.send(job).is_err() {
+                            return;
+                        }
+                    })
+                    .context("starting a sync checker thread")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AheadChecker {
+            cache,
+            jobs: Some(jobs),
+            done,
+            threads,
+        })
+    }
+
+    /// Queues `job`; gives its response back if the threads are gone.
+    fn submit(&mut self, job: AheadJob) -> Option<Response> {
+        match &self.jobs {
+            Some(jobs) => jobs.send(job).err().map(|e| e.0.response),
+            None => Some(job.response),
+        }
+    }
+}
+
+impl Drop for AheadChecker {
+    fn drop(&mut self) {
+        self.jobs.take();
+        self.done.close();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The sync writer: one thread appending the machine's batches in the order asked, so that a

@@ -16,7 +16,7 @@ use crate::chain::{BlockHash, FinalizedBlock, TrustedHeader, ValidatorSet};
 use crate::protocol::{
     BlocksResponse, ErrorCode, GetBlocks, GetHeaders, HeadersResponse, Request, Response, Status,
 };
-use crate::verify::{TrustedState, Verifier};
+use crate::verify::{SignatureCache, TrustedState, Verifier};
 
 /// What a request in flight asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +151,14 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
         })
     }
 
+    /// Skips the cryptography of signatures found in `cache` when verifying ranges (the driver
+    /// checks each received range's signatures ahead, on other threads:
+    /// [`SignatureCache::check_ahead`]). Every other check still runs here, in order.
+    pub fn with_signature_cache(mut self, cache: Arc<SignatureCache>) -> Self {
+        self.verifier = self.verifier.with_cache(cache);
+        self
+    }
+
     /// Feeds one input. Then take every [`Action`] with [`BlockSync::next_action`].
     pub fn feed(&mut self, input: Input<P>) {
         if self.stopped.is_some() {
@@ -266,6 +274,11 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
     /// The last header verified (ahead of [`BlockSync::applied_height`] in header-first).
     pub fn verified_header_height(&self) -> u64 {
         self.head.height()
+    }
+
+    /// The set that signs the block after the last verified header.
+    pub fn next_signers(&self) -> &Arc<ValidatorSet> {
+        &self.head.next_validators
     }
 
     /// Every block up to here was acknowledged as written.

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::cache::SignatureCache;
 use super::error::{RangeError, VerifyError};
 use super::predicates as check;
 use super::signatures::{self, SignatureMode};
@@ -48,6 +49,8 @@ pub struct Verifier {
     pinned: BTreeMap<u64, Checkpoint>,
     /// Threads a range's signature batch is split over (1: the caller's thread only).
     threads: usize,
+    /// Signatures already checked ahead of their range's turn, skipped by `verify_range`.
+    cache: Option<Arc<SignatureCache>>,
 }
 
 impl Default for Verifier {
@@ -57,6 +60,7 @@ impl Default for Verifier {
             mode: SignatureMode::Batch,
             pinned: BTreeMap::new(),
             threads: 1,
+            cache: None,
         }
     }
 }
@@ -92,6 +96,13 @@ impl Verifier {
     /// only if every part does. On wasm32 (no threads) the setting is ignored. Default: 1.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
+        self
+    }
+
+    /// Lets [`Verifier::verify_range`] skip the cryptography of signatures found in `cache`
+    /// (checked ahead by [`SignatureCache::check_ahead`]); every other check still runs.
+    pub fn with_cache(mut self, cache: Arc<SignatureCache>) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -199,6 +210,9 @@ impl Verifier {
                     c.needed,
                     &c.digest,
                 );
+            }
+            if let Some(cache) = &self.cache {
+                cache.take_verified(&mut items);
             }
             if signatures::batch_ok_split(&items, self.threads) {
                 return Ok(checked.pop().map_or_else(|| trusted.clone(), |c| c.state));
