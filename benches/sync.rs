@@ -18,6 +18,10 @@
 //! signatures) from one node and samples the syncing process's RSS (`/proc/<pid>/status`)
 //! against its height: peak RSS over the first tenth of the chain and over all of it.
 //!
+//! The machine's speed drifts by more than 10% within one invocation, so the 2-thread bound is
+//! also measured again just before every sync run, and each run's ratio to that bound is
+//! printed too (with the median per setting): the figure least moved by the drift.
+//!
 //! Two rates are shown: over the whole time from spawning the process, and from the first
 //! synced block seen stored (polled every 20 ms) to the last, which leaves out the node's
 //! start (~15 ms) and the pipeline filling (the first ranges and the first write batch): the
@@ -386,7 +390,6 @@ fn main() -> Result<()> {
             bound[i] = bound[i].min(secs);
         }
     }
-    drop(headers);
 
     let runtime: Runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -405,17 +408,24 @@ fn main() -> Result<()> {
     };
     let label = |v: Option<&Variant>| v.map(Variant::label).unwrap_or_default();
 
-    // results[(peers, variant)] = best run.
+    // results[(peers, variant)] = best run; paired[(peers, variant)] = for every run, the
+    // 2-thread bound measured just before it over the run's time: the machine's speed drifts
+    // by more than 10% within one invocation, and a bound taken next to each run follows it.
     let mut results: Vec<(usize, usize, Run)> = Vec::new();
+    let mut paired: Vec<(usize, usize, Vec<f64>)> = Vec::new();
     for peers in [1usize, 2] {
         let bootnodes: Vec<Multiaddr> = [&a, &b][..peers]
             .iter()
             .map(|n| n.listen[0].clone())
             .collect();
         let mut best: Vec<Option<Run>> = variants.iter().map(|_| None).collect();
+        let mut ratios: Vec<Vec<f64>> = variants.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
             for (v, variant) in variants.iter().enumerate() {
+                let next_bound = verify_all(&genesis_state, &headers, 2);
                 let run = sync_once(&genesis_file, &bootnodes, blocks, *variant)?;
+                ratios[v].push(next_bound / run.secs);
+                eprintln!("  bound just before: {next_bound:.2} s");
                 eprintln!(
                     "{peers} peer(s){}: {blocks} blocks in {:.2} s (first block at {:.2} s), syncer CPU {:.2} s, servers' CPU {:.2} s",
                     label(*variant),
@@ -432,7 +442,11 @@ fn main() -> Result<()> {
         for (v, run) in best.into_iter().enumerate() {
             results.push((peers, v, run.context("at least one run")?));
         }
+        for (v, r) in ratios.into_iter().enumerate() {
+            paired.push((peers, v, r));
+        }
     }
+    drop(headers);
 
     let rate = |secs: f64| blocks as f64 / secs;
     println!("\nblocks: {blocks}, validators: {validators}, best of {runs} runs\n");
@@ -463,6 +477,20 @@ fn main() -> Result<()> {
             run.cpu_secs,
             run.cpu_secs / run.secs,
             run.server_cpu_secs
+        );
+    }
+
+    println!("\nEach run against the 2-thread bound measured just before it:\n");
+    println!("| what | ratio per run | median |");
+    println!("|---|---|---|");
+    for (peers, v, mut r) in paired {
+        let list: Vec<String> = r.iter().map(|x| format!("{:.0}%", 100.0 * x)).collect();
+        r.sort_by(f64::total_cmp);
+        println!(
+            "| synced from {peers} peer(s){} | {} | {:.0}% |",
+            label(variants[v]),
+            list.join(", "),
+            100.0 * r[r.len() / 2]
         );
     }
 

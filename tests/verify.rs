@@ -10,7 +10,9 @@ use headway::chain::{
 };
 use headway::crypto::ed25519::SignatureError;
 use headway::testkit::{self, ChainBuilder};
-use headway::verify::{SignatureCache, SignatureMode, TrustedState, Verifier, VerifyError};
+use headway::verify::{
+    HeaderView, SignatureCache, SignatureMode, TrustedState, Verifier, VerifyError,
+};
 use std::sync::Arc;
 
 const NOW: u64 = 1_800_000_000_000;
@@ -605,12 +607,6 @@ fn views(headers: &[TrustedHeader]) -> impl Iterator<Item = HeaderView<'_>> {
         .iter()
         .map(|h| (&h.header, &h.commit, h.next_validators.as_ref()))
 }
-
-type HeaderView<'a> = (
-    &'a BlockHeader,
-    &'a headway::chain::Commit,
-    Option<&'a headway::chain::ValidatorSet>,
-);
 
 /// Needed signatures of 4 equal validators: 3 of 4.
 const NEEDED_OF_4: usize = 3;

@@ -27,7 +27,7 @@ use libp2p::PeerId;
 
 use super::api::{ForkReport, SyncStatus};
 use super::metrics::Metrics;
-use crate::chain::{BlockHeader, Encode, FinalizedBlock, Genesis, ValidatorSet};
+use crate::chain::{Encode, FinalizedBlock, Genesis, ValidatorSet};
 use crate::net::peers::Misbehaviour;
 use crate::net::{self, Network};
 use crate::protocol::blocks::BlocksResponse;
@@ -39,7 +39,7 @@ use crate::sync::{
     Action, BlockSync, Fault, ForkEvidence, Input, RequestFailure, RequestId, SyncMetrics,
     SyncOptions, SyncState,
 };
-use crate::verify::{SignatureCache, TrustedState};
+use crate::verify::{HeaderView, SignatureCache, TrustedState};
 
 /// The store meta key of the last [`crate::sync::ProgressRecord`] (JSON), for operators.
 pub const PROGRESS_META_KEY: &str = "sync:progress";
@@ -465,18 +465,10 @@ impl SyncDriver {
         request_id: RequestId,
         response: Response,
     ) -> Option<Response> {
-        let first = match &response {
-            Response::Blocks(BlocksResponse::Blocks(blocks)) => {
-                self.note_hand_overs(blocks.iter().map(|b| (&b.block.header, &b.next_validators)));
-                blocks.first().map(FinalizedBlock::height)
-            }
-            Response::Headers(HeadersResponse::Headers(headers)) => {
-                self.note_hand_overs(headers.iter().map(|h| (&h.header, &h.next_validators)));
-                headers.first().map(|h| h.header.height)
-            }
-            _ => None,
-        };
-        let Some(first) = first else {
+        let Some(first) = range_headers(&response).and_then(|headers| {
+            self.note_hand_overs(&headers);
+            headers.first().map(|(header, _, _)| header.height)
+        }) else {
             return Some(response);
         };
         let verified = self.machine.verified_header_height();
@@ -496,13 +488,12 @@ impl SyncDriver {
         self.ahead.submit(job)
     }
 
-    /// Remembers the sets that headers of a received range announce (unverified: only a guess
-    /// of who signs the ranges after it).
-    fn note_hand_overs<'a>(
-        &mut self,
-        headers: impl Iterator<Item = (&'a BlockHeader, &'a Option<ValidatorSet>)>,
-    ) {
-        for (header, next) in headers {
+    /// Remembers the sets that headers of a received range announce. Unverified: only a guess
+    /// of who signs the ranges after it; a peer announcing a false one makes the guesses wrong
+    /// until the machine verifies past it, which costs time (the machine checks what the cache
+    /// lacks), never correctness.
+    fn note_hand_overs(&mut self, headers: &[HeaderView<'_>]) {
+        for &(header, _, next) in headers {
             if let (true, Some(set)) = (header.hands_over(), next) {
                 if header.height >= self.machine.verified_header_height() {
                     self.announced.insert(header.height, Arc::new(set.clone()));
@@ -776,6 +767,25 @@ struct AheadChecker {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// The headers of a range of blocks or headers, as the checker takes them.
+fn range_headers(response: &Response) -> Option<Vec<HeaderView<'_>>> {
+    match response {
+        Response::Blocks(BlocksResponse::Blocks(blocks)) => Some(
+            blocks
+                .iter()
+                .map(|b| (&b.block.header, &b.commit, b.next_validators.as_ref()))
+                .collect(),
+        ),
+        Response::Headers(HeadersResponse::Headers(headers)) => Some(
+            headers
+                .iter()
+                .map(|h| (&h.header, &h.commit, h.next_validators.as_ref()))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// What one of the driver's threads finished.
 pub enum Finished {
     Written(WriteDone),
@@ -813,24 +823,8 @@ impl AheadChecker {
                         };
                         let Ok(mut job) = job else { return };
                         let started = Instant::now();
-                        match &job.response {
-                            Response::Blocks(BlocksResponse::Blocks(blocks)) => {
-                                cache.check_ahead(
-                                    &job.signers,
-                                    blocks.iter().map(|b| {
-                                        (&b.block.header, &b.commit, b.next_validators.as_ref())
-                                    }),
-                                );
-                            }
-                            Response::Headers(HeadersResponse::Headers(headers)) => {
-                                cache.check_ahead(
-                                    &job.signers,
-                                    headers.iter().map(|h| {
-                                        (&h.header, &h.commit, h.next_validators.as_ref())
-                                    }),
-                                );
-                            }
-                            _ => {}
+                        if let Some(headers) = range_headers(&job.response) {
+                            cache.check_ahead(&job.signers, headers);
                         }
                         job.seconds = started.elapsed().as_secs_f64();
                         if outbox.send(job).is_err() {

@@ -22,6 +22,10 @@ use super::signatures;
 use crate::chain::{BlockHeader, Commit, ValidatorSet};
 use crate::crypto::ed25519::{self, BatchItem};
 
+/// A header as [`SignatureCache::check_ahead`] takes it: the header, its commit, and the set it
+/// announces (at a hand-over).
+pub type HeaderView<'a> = (&'a BlockHeader, &'a Commit, Option<&'a ValidatorSet>);
+
 /// What identifies a checked triple: BLAKE3 of key, signature and message.
 type Key = [u8; 32];
 
@@ -108,7 +112,7 @@ impl SignatureCache {
     pub fn check_ahead<'a>(
         &self,
         signers: &Arc<ValidatorSet>,
-        headers: impl IntoIterator<Item = (&'a BlockHeader, &'a Commit, Option<&'a ValidatorSet>)>,
+        headers: impl IntoIterator<Item = HeaderView<'a>>,
     ) -> usize {
         let mut signers = Arc::clone(signers);
         let mut plan = Vec::new();

@@ -12,7 +12,7 @@ pub mod predicates;
 mod signatures;
 mod verifier;
 
-pub use cache::SignatureCache;
+pub use cache::{HeaderView, SignatureCache};
 pub use error::{RangeError, VerifyError};
 pub use signatures::SignatureMode;
 pub use verifier::{RangeFailure, TrustedState, Verifier, DEFAULT_MAX_CLOCK_DRIFT_MS};
