@@ -203,6 +203,14 @@ async fn ten_thousand_blocks_from_two_peers_in_parallel() {
         node.metrics.encode()
     );
     assert!(metric(&node, "headway_sync_write_seconds_count") >= 1.0);
+    // Every range had its signatures checked ahead, and the machine used them: at least one
+    // signature per block was not verified again.
+    assert!(
+        metric(&node, "headway_sync_check_ahead_seconds_count") >= (BLOCKS / 128) as f64,
+        "{}",
+        node.metrics.encode()
+    );
+    assert!(metric(&node, "headway_sync_signatures_checked_ahead_total") >= BLOCKS as f64);
     // A progress record for operators.
     let record = node
         .store

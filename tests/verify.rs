@@ -624,6 +624,7 @@ fn signatures_checked_ahead_are_used_once_and_the_range_verifies_the_same() {
     let plain = Verifier::new().verify_range(&state, &headers, NOW);
     assert_eq!(verifier.verify_range(&state, &headers, NOW), plain);
     assert!(cache.is_empty(), "every triple is taken when used");
+    assert_eq!(cache.used(), (6 * NEEDED_OF_4) as u64);
 }
 
 #[test]

@@ -66,8 +66,10 @@ pub struct Metrics {
     pub sync_peers_reported: Counter,
     /// Conflicts between two finalized chains seen (each stops sync).
     pub sync_forks: Counter,
+    pub sync_signatures_checked_ahead: Counter,
     pub sync_download_seconds: Histogram,
     pub sync_validation_seconds: Histogram,
+    pub sync_check_ahead_seconds: Histogram,
     pub sync_write_seconds: Histogram,
     registry: std::sync::Arc<Registry>,
 }
@@ -118,8 +120,10 @@ impl Metrics {
             sync_timeouts: Counter::default(),
             sync_peers_reported: Counter::default(),
             sync_forks: Counter::default(),
+            sync_signatures_checked_ahead: Counter::default(),
             sync_download_seconds: latency_histogram(),
             sync_validation_seconds: latency_histogram(),
+            sync_check_ahead_seconds: latency_histogram(),
             sync_write_seconds: latency_histogram(),
             registry: std::sync::Arc::new(Registry::default()),
         };
@@ -284,6 +288,12 @@ impl Metrics {
                 "Conflicts between two finalized chains seen (sync stops at the first)",
                 &self.sync_forks,
             ),
+            (
+                "signatures_checked_ahead",
+                "Commit signatures the sync machine found checked ahead (on a checker thread) \
+                 and did not verify again",
+                &self.sync_signatures_checked_ahead,
+            ),
         ];
         for (name, help, counter) in counters {
             sync.register(name, help, counter.clone());
@@ -295,8 +305,14 @@ impl Metrics {
         );
         sync.register(
             "validation_seconds",
-            "Time to verify and apply one received range",
+            "Time to verify and apply one received range on the node loop (signatures found \
+             checked ahead are not verified again)",
             self.sync_validation_seconds.clone(),
+        );
+        sync.register(
+            "check_ahead_seconds",
+            "Time to batch-verify one received range's signatures ahead, on a checker thread",
+            self.sync_check_ahead_seconds.clone(),
         );
         sync.register(
             "write_seconds",

@@ -5,11 +5,11 @@
 //! disconnects and bans, responses and failures to its requests, gossiped finalized blocks,
 //! the time) and [`SyncDriver`] carries out what the machine asks: requests go out through the
 //! [`Network`] (their ids mapped both ways), received ranges have their signatures checked
-//! ahead on threads of their own before the machine gets them ([`AheadChecker`]), verified blocks are appended to the store in one
-//! transaction per batch, on a writer thread of their own so that download and verification
-//! go on while a batch is written (the node loop hands the outcome back with
-//! [`SyncDriver::next_finished`]), and acknowledged ([`Input::Written`], or [`Input::StoreHeight`]
-//! on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
+//! ahead on threads of their own before the machine gets them (`AheadChecker`), verified
+//! blocks are appended to the store in one transaction per batch, on a writer thread of their
+//! own so that download and verification go on while a batch is written (the node loop hands
+//! both threads' results back with [`SyncDriver::next_finished`]), and acknowledged
+//! ([`Input::Written`], or [`Input::StoreHeight`] on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
 //! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
 //! `/status`, the metrics and the CLI progress bar.
 //!
@@ -505,7 +505,7 @@ impl SyncDriver {
     /// A range whose signatures were checked ahead: now the machine's, unless it was asked for
     /// by a machine since rebuilt (whose request ids mean nothing to this one).
     fn checked_ahead(&mut self, job: AheadJob, ctx: Ctx<'_>) {
-        ctx.metrics.sync_validation_seconds.observe(job.seconds);
+        ctx.metrics.sync_check_ahead_seconds.observe(job.seconds);
         if job.generation != self.generation {
             return;
         }
@@ -713,6 +713,11 @@ impl SyncDriver {
             .sync_peers_reported
             .inc_by(d(now.peers_reported, e.peers_reported));
         self.exported = now;
+        let used = self.ahead.cache.used();
+        metrics
+            .sync_signatures_checked_ahead
+            .inc_by(used.saturating_sub(self.ahead.exported_used));
+        self.ahead.exported_used = used;
         let p = self.machine.progress();
         metrics.sync_current_block.set(p.current as i64);
         metrics.sync_target_block.set(p.target as i64);
@@ -762,6 +767,8 @@ const AHEAD_CACHE_CAPACITY: usize = 128 * 1024;
 /// part runs on all cores, one range per thread, while the loop goes on with the network.
 struct AheadChecker {
     cache: Arc<SignatureCache>,
+    /// `cache.used()` already added to the Prometheus counter.
+    exported_used: u64,
     jobs: Option<std::sync::mpsc::Sender<AheadJob>>,
     done: tokio::sync::mpsc::UnboundedReceiver<AheadJob>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -836,6 +843,7 @@ impl AheadChecker {
             .collect::<Result<Vec<_>>>()?;
         Ok(AheadChecker {
             cache,
+            exported_used: 0,
             jobs: Some(jobs),
             done,
             threads,

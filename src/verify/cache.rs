@@ -15,6 +15,7 @@
 //! dropped beyond a capacity, so ranges fetched and then discarded cannot make it grow.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::predicates as check;
@@ -43,6 +44,8 @@ fn key_of(item: &BatchItem<'_>) -> Key {
 pub struct SignatureCache {
     capacity: usize,
     inner: Mutex<Entries>,
+    /// Triples found here by the verifier so far.
+    used: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +62,7 @@ impl SignatureCache {
         Arc::new(SignatureCache {
             capacity,
             inner: Mutex::new(Entries::default()),
+            used: AtomicU64::new(0),
         })
     }
 
@@ -69,6 +73,11 @@ impl SignatureCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many triples the verifier has found here (and so not verified again) so far.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -97,7 +106,10 @@ impl SignatureCache {
         if entries.present.is_empty() {
             return;
         }
+        let before = items.len();
         items.retain(|item| !entries.present.remove(&key_of(item)));
+        self.used
+            .fetch_add((before - items.len()) as u64, Ordering::Relaxed);
         if entries.present.is_empty() {
             entries.order.clear();
         }
