@@ -1068,6 +1068,69 @@ mod tests {
         (store, writer)
     }
 
+    /// A job for the checker: blocks `range` of `blocks`, signed by `signers`.
+    fn job(id: u64, signers: &ValidatorSet, blocks: &[FinalizedBlock]) -> AheadJob {
+        AheadJob {
+            generation: 0,
+            peer: PeerId::random(),
+            request_id: RequestId(id),
+            signers: Arc::new(signers.clone()),
+            response: Response::Blocks(BlocksResponse::Blocks(blocks.to_vec())),
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_checker_checks_every_range_and_hands_each_back() {
+        let mut builder = ChainBuilder::new("checker-chain", 4);
+        let genesis = builder.next_finalized(Vec::new());
+        let signers = builder.current_set().clone();
+        let blocks: Vec<FinalizedBlock> = (0..12)
+            .map(|_| builder.next_finalized(Vec::new()))
+            .collect();
+        let mut checker = AheadChecker::start(2).unwrap();
+        for (i, range) in blocks.chunks(4).enumerate() {
+            assert!(checker.submit(job(i as u64, &signers, range)).is_none());
+        }
+        let mut back: Vec<u64> = (0..3)
+            .map(|_| {
+                checker
+                    .done
+                    .blocking_recv()
+                    .expect("a checked range")
+                    .request_id
+                    .0
+            })
+            .collect();
+        back.sort();
+        assert_eq!(back, vec![0, 1, 2]);
+        // 3 of 4 equal validators are needed per block.
+        assert_eq!(checker.cache.len(), 12 * 3);
+        let trusted = TrustedState {
+            hash: genesis.block.header.hash(),
+            header: genesis.block.header.clone(),
+            next_validators: Arc::new(signers),
+        };
+        let headers: Vec<_> = blocks.iter().map(FinalizedBlock::trusted_header).collect();
+        let verifier = crate::verify::Verifier::new().with_cache(Arc::clone(&checker.cache));
+        assert!(verifier
+            .verify_range(&trusted, &headers, u64::MAX / 2)
+            .is_ok());
+        assert_eq!(checker.cache.used(), 12 * 3);
+    }
+
+    #[test]
+    fn dropping_the_checker_ends_its_threads() {
+        let mut builder = ChainBuilder::new("checker-chain", 4);
+        let signers = builder.current_set().clone();
+        let blocks: Vec<FinalizedBlock> =
+            (0..4).map(|_| builder.next_finalized(Vec::new())).collect();
+        let mut checker = AheadChecker::start(2).unwrap();
+        assert!(checker.submit(job(0, &signers, &blocks)).is_none());
+        // Joins the threads: returns only if they all end.
+        drop(checker);
+    }
+
     #[test]
     fn writes_batches_in_order_and_reports_each() {
         let blocks = chain(9);
