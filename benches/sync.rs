@@ -239,6 +239,16 @@ fn spawn_syncer(
     })
 }
 
+/// CPU seconds (user + system) from a `/proc/.../stat` file.
+fn stat_cpu_secs(path: impl AsRef<Path>) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let close = stat.rfind(')')?;
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// `(RSS kB, CPU seconds)` of a process, from /proc.
 fn proc_usage(pid: u32) -> (u64, f64) {
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -249,16 +259,7 @@ fn proc_usage(pid: u32) -> (u64, f64) {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0);
-    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let close = s.rfind(')')?;
-            let fields: Vec<&str> = s[close + 2..].split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0)
-        })
-        .unwrap_or(f64::NAN);
+    let cpu = stat_cpu_secs(format!("/proc/{pid}/stat")).unwrap_or(f64::NAN);
     (rss, cpu)
 }
 
@@ -271,22 +272,14 @@ fn thread_usage(pid: u32) -> Vec<(String, f64)> {
     };
     for task in tasks.flatten() {
         let path = task.path();
+        let Some(secs) = stat_cpu_secs(path.join("stat")) else {
+            continue;
+        };
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        let (Some(utime), Some(stime)) = (ticks(11), ticks(12)) else {
-            continue;
-        };
         let name = name.trim().to_string();
         match by_name.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, cpu)) => *cpu += (utime + stime) / 100.0,
-            None => by_name.push((name, (utime + stime) / 100.0)),
+            Some((_, cpu)) => *cpu += secs,
+            None => by_name.push((name, secs)),
         }
     }
     by_name.sort_by(|a, b| b.1.total_cmp(&a.1));

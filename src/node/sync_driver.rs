@@ -9,9 +9,10 @@
 //! blocks are appended to the store in one transaction per batch, on a writer thread of their
 //! own so that download and verification go on while a batch is written (the node loop hands
 //! both threads' results back with [`SyncDriver::next_finished`]), and acknowledged
-//! ([`Input::Written`], or [`Input::StoreHeight`] on [`Action::CheckStore`]), peers that sent invalid data are reported and banned, progress
-//! records are persisted under [`PROGRESS_META_KEY`], and the state and progress are kept for
-//! `/status`, the metrics and the CLI progress bar.
+//! ([`Input::Written`], or [`Input::StoreHeight`] on [`Action::CheckStore`]), peers that sent
+//! invalid data are reported and banned, progress records are persisted under
+//! [`PROGRESS_META_KEY`], and the state and progress are kept for `/status`, the metrics and
+//! the CLI progress bar.
 //!
 //! The store head is the only resume point: the machine is built from it at start (and asks
 //! the peers met at once, so a node restarted in a quiet period catches up without new
@@ -434,19 +435,15 @@ impl SyncDriver {
         ctx.metrics
             .sync_download_seconds
             .observe(sent.elapsed().as_secs_f64());
-        let result = match result {
+        let input = match result {
             Ok(response) => match self.check_ahead(peer, request_id, response) {
-                Some(response) => Ok(response),
+                Some(response) => Input::Response {
+                    peer,
+                    request_id,
+                    response,
+                },
                 // On a checker thread; back through `checked_ahead`.
                 None => return,
-            },
-            Err(failure) => Err(failure),
-        };
-        let input = match result {
-            Ok(response) => Input::Response {
-                peer,
-                request_id,
-                response,
             },
             Err(failure) => Input::RequestFailed {
                 peer,
@@ -465,14 +462,13 @@ impl SyncDriver {
         request_id: RequestId,
         response: Response,
     ) -> Option<Response> {
-        let Some(first) = range_headers(&response).and_then(|headers| {
-            self.note_hand_overs(&headers);
-            headers.first().map(|(header, _, _)| header.height)
-        }) else {
+        let Some(headers) = range_headers(&response) else {
             return Some(response);
         };
-        let verified = self.machine.verified_header_height();
-        self.announced = self.announced.split_off(&verified);
+        let Some(first) = headers.first().map(|(header, _, _)| header.height) else {
+            return Some(response);
+        };
+        self.note_hand_overs(&headers);
         let signers = match self.announced.range(..first).next_back() {
             Some((_, set)) => Arc::clone(set),
             None => Arc::clone(self.machine.next_signers()),
@@ -492,12 +488,13 @@ impl SyncDriver {
     /// of who signs the ranges after it; a peer announcing a false one makes the guesses wrong
     /// until the machine verifies past it, which costs time (the machine checks what the cache
     /// lacks), never correctness.
+    /// Sets announced below the machine's verified height are its own business now.
     fn note_hand_overs(&mut self, headers: &[HeaderView<'_>]) {
-        for &(header, _, next) in headers {
+        let verified = self.machine.verified_header_height();
+        self.announced.retain(|height, _| *height >= verified);
+        for &(header, _, next) in headers.iter().filter(|(h, _, _)| h.height >= verified) {
             if let (true, Some(set)) = (header.hands_over(), next) {
-                if header.height >= self.machine.verified_header_height() {
-                    self.announced.insert(header.height, Arc::new(set.clone()));
-                }
+                self.announced.insert(header.height, Arc::new(set.clone()));
             }
         }
     }

@@ -411,7 +411,8 @@ impl AsyncWrite for Connection {
     // nothing the page does makes that faster. Upstream waits here until `bufferedAmount` is 0,
     // which it checks every 100 ms, and `bufferedAmount` is never 0 right after a `send()`: each
     // flush of a libp2p upgrade (noise and multistream-select flush at every step) cost up to
-    // 100 ms, about 300 ms per connect. Back-pressure stays in `poll_write` (`MAX_BUFFER`).
+    // 100 ms, about 300 ms per connect (headway BENCHMARKS.md, 2026-11-24). Back-pressure
+    // stays in `poll_write` (`MAX_BUFFER`).
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.inner.error_barrier()?;
         Poll::Ready(Ok(()))
