@@ -2,7 +2,7 @@
 # Builds the npm package in pkg/: the library for wasm32 in the size-tuned `wasm-release`
 # profile, JS bindings (wasm-bindgen --target web), wasm-opt when installed, package.json
 # from pkg/package.template.json; prints the wasm size raw and gzipped (fails above
-# MAX_GZIP_KIB) and checks packing with `npm pack --dry-run`.
+# MAX_GZIP_KIB, 600 by default, after wasm-opt) and checks packing with `npm pack --dry-run`.
 # Needs the wasm32 target and the wasm-bindgen CLI at the Cargo.lock version (.ci/run
 # installs both); wasm-opt (binaryen >= 132, from e2e/'s npm dependencies) is optional.
 set -euo pipefail
@@ -55,6 +55,7 @@ if command -v wasm-opt >/dev/null; then
     --enable-sign-ext --enable-reference-types --enable-multivalue \
     "$out/headway_bg.wasm" -o "$out/headway_bg.wasm.opt"
   mv "$out/headway_bg.wasm.opt" "$out/headway_bg.wasm"
+  optimized=1
 else
   echo "notice: wasm-opt not found (\`npm ci --prefix e2e\` installs binaryen $MIN_BINARYEN);" \
     "the wasm is not post-optimised"
@@ -68,7 +69,9 @@ raw=$(stat -c %s "$out/headway_bg.wasm")
 gz=$(gzip -9 -c "$out/headway_bg.wasm" | wc -c)
 printf 'headway_bg.wasm: %d bytes (%d KiB) raw, %d bytes (%d KiB) gzip -9; %d bytes before wasm-opt\n' \
   "$raw" $((raw / 1024)) "$gz" $((gz / 1024)) "$bindgen_bytes"
-if [ "$gz" -gt $((MAX_GZIP_KIB * 1024)) ]; then
+if [ -z "${optimized:-}" ]; then
+  echo "notice: the ${MAX_GZIP_KIB} KiB budget applies to the wasm-opt output: not checked"
+elif [ "$gz" -gt $((MAX_GZIP_KIB * 1024)) ]; then
   echo "the gzipped wasm is above the budget of $MAX_GZIP_KIB KiB" >&2
   exit 1
 fi

@@ -18,6 +18,5 @@ if [ ! -x e2e/node_modules/.bin/wasm-opt ]; then
   (cd e2e && npm ci --no-audit --no-fund)
 fi
 
-# The 600 KiB gzip target is not met yet (see BENCHMARKS.md): build with the growth guard.
-MAX_GZIP_KIB="${MAX_GZIP_KIB:-740}" scripts/build-pkg.sh
+scripts/build-pkg.sh
 exec cargo run --release -- devnet "$@"

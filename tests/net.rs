@@ -409,6 +409,81 @@ async fn a_finalized_block_gossiped_by_one_node_reaches_two_others() {
     );
 }
 
+/// The statuses `from` sent to `net` among `events` (index 1 of the pair is the receiver).
+fn statuses_from(events: &[(usize, NetEvent)], receiver: usize, from: PeerId) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            NetEvent::PeerStatus { peer, status } if *i == receiver && *peer == from => {
+                Some(status.head_height)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Drives `nets` for `span`, returning every event with the index of its network.
+async fn collect_for(nets: &mut [&mut Network], span: Duration) -> Vec<(usize, NetEvent)> {
+    let mut events = Vec::new();
+    let end = tokio::time::Instant::now() + span;
+    while tokio::time::Instant::now() < end {
+        if let Ok(event) = tokio::time::timeout_at(end, next_any(nets)).await {
+            events.push(event);
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_new_head_is_pushed_to_peers_without_gossip_at_most_once_a_second() {
+    // a is a full node; b a light client (no gossip topic); c a full node (every topic).
+    let mut a = start(config(16, "devnet", &["/ip4/127.0.0.1/tcp/0"])).await;
+    let mut light = config(17, "devnet", &[]);
+    light.topics = Vec::new();
+    let mut b = start(light).await;
+    let mut c = start(config(18, "devnet", &[])).await;
+    handshake(&mut a, &mut b, "/tcp/").await;
+    handshake(&mut a, &mut c, "/tcp/").await;
+    let pa = a.local_peer_id();
+    let mut nets = [&mut a, &mut b, &mut c];
+    // The statuses sent after the handshakes, and gossip subscriptions, arrive meanwhile.
+    collect_for(&mut nets, Duration::from_millis(1200)).await;
+
+    nets[0].set_status(status(40));
+    let first = collect_for(&mut nets, Duration::from_millis(500)).await;
+    assert_eq!(
+        statuses_from(&first, 1, pa),
+        vec![40],
+        "pushed to the light peer at once"
+    );
+    assert!(
+        statuses_from(&first, 2, pa).is_empty(),
+        "gossip reaches the full node: no push"
+    );
+
+    // Two more heads within the second: neither goes out before it ends, then only the last.
+    nets[0].set_status(status(41));
+    nets[0].set_status(status(42));
+    let early = collect_for(&mut nets, Duration::from_millis(300)).await;
+    assert!(
+        statuses_from(&early, 1, pa).is_empty(),
+        "not twice in a second"
+    );
+    let later = collect_for(&mut nets, Duration::from_millis(1500)).await;
+    assert_eq!(statuses_from(&later, 1, pa), vec![42]);
+
+    // The same head again is no news.
+    nets[0].set_status(status(42));
+    let same = collect_for(&mut nets, Duration::from_millis(1300)).await;
+    assert!(statuses_from(&same, 1, pa).is_empty());
+    assert_eq!(nets[0].peer_score(&nets[1].local_peer_id()), 0);
+    assert_eq!(
+        nets[1].peer_score(&pa),
+        0,
+        "the pushes are within b's rate limit"
+    );
+}
+
 #[tokio::test]
 async fn webrtc_direct_between_two_native_nodes() {
     let wrtc = "/ip4/127.0.0.1/udp/0/webrtc-direct";

@@ -38,9 +38,7 @@ use crate::net::{
 };
 use crate::platform::{self, Instant};
 use crate::proof::VerifiedEvent;
-use crate::protocol::{
-    ErrorCode as WireErrorCode, ErrorResponse, GossipMessage, Response, Status, Topic,
-};
+use crate::protocol::{ErrorCode as WireErrorCode, ErrorResponse, Response, Status};
 
 /// The longest the driver waits without feeding the machine a tick.
 const MAX_IDLE: Duration = Duration::from_millis(500);
@@ -385,8 +383,9 @@ impl<S: HeaderStore> Driver<S> {
             status,
         );
         net_config.bootnodes = config.bootnodes.clone();
-        // New heads arrive as finalized blocks; votes and proposals are not for us.
-        net_config.topics = vec![Topic::Finalized];
+        // No gossip: full nodes push their Status to peers gossip does not reach, at each new
+        // head, and we fetch the headers (a finalized block carries all its events).
+        net_config.topics = Vec::new();
         let (network, _) = Network::new(net_config)
             .await
             .map_err(|e| ClientError::new(ErrorCode::Network, e.to_string()))?;
@@ -717,16 +716,7 @@ impl<S: HeaderStore> Driver<S> {
                 };
                 self.client.feed(input);
             }
-            NetEvent::Gossip {
-                message: GossipMessage::Finalized(block),
-                propagated_by,
-                ..
-            } => {
-                self.client.feed(Input::NewHead {
-                    peer: propagated_by,
-                    header: Box::new(block.trusted_header()),
-                });
-            }
+            // Subscribed to no topic: nothing is gossiped to us.
             NetEvent::Gossip { .. } => {}
             NetEvent::InboundRequest { id, request, .. } => {
                 let error =

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, InboundRequestId, Message, OutboundFailure, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::PeerId;
 
 use super::behaviour::{BehaviourEvent, RpcBehaviour};
 use super::codec::InboundFrame;
+use super::gossip::{Gossip, GossipEvent, MessageId, Validation};
 use super::peers::{Misbehaviour, Reported};
 use super::session::{Phase, Queued, MAX_QUEUED_PER_PEER};
 use super::{
@@ -129,10 +129,7 @@ impl Network {
                     return;
                 }
                 if self.blacklisted.remove(&peer_id) {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .remove_blacklisted_peer(&peer_id);
+                    self.swarm.behaviour_mut().gossip.unblacklist(&peer_id);
                 }
                 if num_established.get() == 1 && !self.sessions.contains_key(&peer_id) {
                     self.book.connected(&peer_id, now);
@@ -206,8 +203,8 @@ impl Network {
             BehaviourEvent::Blocks(e) => self.on_data_event::<BlocksRpc>(e),
             BehaviourEvent::Proof(e) => self.on_data_event::<ProofRpc>(e),
             BehaviourEvent::Snapshot(e) => self.on_data_event::<SnapshotRpc>(e),
-            BehaviourEvent::Gossipsub(e) => self.on_gossip_event(e),
-            BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Gossip(e) => self.on_gossip_event(e),
+            BehaviourEvent::Ping(_) => {}
         }
     }
 
@@ -249,6 +246,7 @@ impl Network {
         for peer in status_due {
             self.send_status(peer);
         }
+        self.push_due_statuses();
         self.book.prune(now);
     }
 
@@ -458,58 +456,42 @@ impl Network {
 
     // ---- Gossip ----------------------------------------------------------------------------
 
-    fn on_gossip_event(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
+    fn on_gossip_event(&mut self, event: GossipEvent) {
+        let Some(received) = Gossip::received(event) else {
             return;
         };
-        let decoded = Topic::from_name(message.topic.as_str())
-            .ok_or_else(|| format!("unknown topic {}", message.topic))
+        let from = received.propagation_source;
+        let decoded = Topic::from_name(&received.topic)
+            .ok_or_else(|| format!("unknown topic {}", received.topic))
             .and_then(|topic| {
-                GossipMessage::decode(topic, &message.data).map_err(|e| e.to_string())
+                GossipMessage::decode(topic, &received.data).map_err(|e| e.to_string())
             });
         let decoded = match decoded {
             Ok(m) => m,
             Err(reason) => {
-                tracing::debug!(peer = %propagation_source, %reason, "bad gossip");
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Reject,
-                    );
-                self.penalize(propagation_source, Misbehaviour::Malformed);
+                tracing::debug!(peer = %from, %reason, "bad gossip");
+                self.validate_gossip(&received.message_id, &from, Validation::Reject);
+                self.penalize(from, Misbehaviour::Malformed);
                 return;
             }
         };
-        match self.sessions.get_mut(&propagation_source) {
+        match self.sessions.get_mut(&from) {
             Some(s) if s.phase == Phase::Done => {
-                self.accept_gossip(propagation_source, message_id, decoded, message.source)
+                self.accept_gossip(from, received.message_id, decoded, received.source)
             }
             Some(s) if s.phase == Phase::Handshaking && s.queued.len() < MAX_QUEUED_PER_PEER => {
                 s.queued.push(Queued::Gossip {
-                    message_id,
+                    message_id: received.message_id,
                     message: decoded,
-                    source: message.source,
+                    source: received.source,
                 });
             }
-            _ => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        MessageAcceptance::Ignore,
-                    );
-            }
+            _ => self.validate_gossip(&received.message_id, &from, Validation::Ignore),
         }
+    }
+
+    pub(super) fn validate_gossip(&mut self, id: &MessageId, from: &PeerId, v: Validation) {
+        self.swarm.behaviour_mut().gossip.validate(id, from, v);
     }
 
     pub(super) fn accept_gossip(
@@ -519,14 +501,7 @@ impl Network {
         message: GossipMessage,
         source: Option<PeerId>,
     ) {
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(
-                &message_id,
-                &propagation_source,
-                MessageAcceptance::Accept,
-            );
+        self.validate_gossip(&message_id, &propagation_source, Validation::Accept);
         self.events.push_back(NetEvent::Gossip {
             message,
             source,
@@ -548,10 +523,10 @@ impl Network {
         }
     }
 
-    /// Blacklists a newly banned peer in gossipsub and disconnects it after `grace`.
+    /// Blacklists a newly banned peer in gossip and disconnects it after `grace`.
     pub(super) fn on_banned(&mut self, peer: PeerId, duration: Duration, grace: Duration) {
         tracing::warn!(%peer, ?duration, "peer banned");
-        self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+        self.swarm.behaviour_mut().gossip.blacklist(&peer);
         self.blacklisted.insert(peer);
         let at = self.now() + grace;
         self.disconnects.insert(peer, at);

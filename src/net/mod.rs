@@ -21,6 +21,7 @@
 pub mod behaviour;
 pub mod codec;
 mod driver;
+pub mod gossip;
 pub mod peers;
 mod session;
 pub mod transport;
@@ -448,8 +449,26 @@ impl Network {
     }
 
     /// Updates the status we announce (in Hello and Status).
+    ///
+    /// A new head is also pushed to every handshaken peer our gossip of finalized blocks does
+    /// not reach (light clients subscribe to no topic), at most once per
+    /// [`STATUS_PUSH_INTERVAL`](crate::protocol::limits::STATUS_PUSH_INTERVAL) each, so they
+    /// follow the head without polling (Soma's push).
     pub fn set_status(&mut self, status: Status) {
+        let advanced = status.head_height > self.status.head_height
+            || (status.head_height == self.status.head_height
+                && status.head_hash != self.status.head_hash);
         self.status = status;
+        if !advanced {
+            return;
+        }
+        let gossip = &self.swarm.behaviour().gossip;
+        for (peer, session) in self.sessions.iter_mut() {
+            if session.is_done() && !gossip.reaches(peer, Topic::Finalized) {
+                session.status_push_due = true;
+            }
+        }
+        self.push_due_statuses();
     }
 
     pub fn status(&self) -> &Status {
@@ -553,7 +572,7 @@ impl Network {
 
     /// Publishes a gossip message to its topic.
     pub fn publish(&mut self, message: &GossipMessage) -> Result<(), PublishError> {
-        use libp2p::gossipsub::PublishError as E;
+        use gossip::PublishFailure as F;
         let data = message.to_bytes();
         let len = data.len();
         if len > crate::protocol::limits::MAX_GOSSIP_BYTES {
@@ -561,14 +580,13 @@ impl Network {
         }
         self.swarm
             .behaviour_mut()
-            .gossipsub
-            .publish(behaviour::gossip_topic(message.topic()), data)
-            .map(|_| ())
+            .gossip
+            .publish(message.topic(), data)
             .map_err(|e| match e {
-                E::NoPeersSubscribedToTopic => PublishError::NoPeers,
-                E::Duplicate => PublishError::Duplicate,
-                E::MessageTooLarge => PublishError::TooLarge(len),
-                other => PublishError::Other(other.to_string()),
+                F::NoPeers => PublishError::NoPeers,
+                F::Duplicate => PublishError::Duplicate,
+                F::TooLarge => PublishError::TooLarge(len),
+                F::Other(reason) => PublishError::Other(reason),
             })
     }
 

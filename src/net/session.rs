@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::{self, Message, ResponseChannel};
 use libp2p::PeerId;
 
 use super::codec::InboundFrame;
 use super::driver::PendingChannel;
+use super::gossip::{MessageId, Validation};
 use super::peers::Misbehaviour;
 use super::{key_matches, HandshakeFailure, InboundId, NetEvent, Network, DISCONNECT_GRACE};
+use crate::protocol::limits::STATUS_PUSH_INTERVAL;
 use crate::protocol::{
     check_hello, sign_ack, verify_ack, ErrorCode, ErrorResponse, GossipMessage, HandshakeInfo,
     Hello, HelloResponse, HelloRpc, Request, Status, StatusResponse, StatusRpc,
@@ -54,6 +55,8 @@ pub(crate) struct Session {
     pub(super) answered: bool,
     pub(super) queued: Vec<Queued>,
     pub(super) last_status_sent: Duration,
+    /// Our head moved since the last Status we sent, and gossip does not tell the peer.
+    pub(super) status_push_due: bool,
 }
 
 impl Session {
@@ -86,6 +89,7 @@ impl Network {
                 answered: false,
                 queued: Vec::new(),
                 last_status_sent: Duration::ZERO,
+                status_push_due: false,
             },
         );
     }
@@ -265,14 +269,7 @@ impl Network {
         let queued = std::mem::take(&mut session.queued);
         for item in queued {
             if let Queued::Gossip { message_id, .. } = item {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(
-                        &message_id,
-                        &peer,
-                        MessageAcceptance::Ignore,
-                    );
+                self.validate_gossip(&message_id, &peer, Validation::Ignore);
             }
         }
         tracing::warn!(%peer, %reason, "handshake failed; disconnecting");
@@ -298,6 +295,24 @@ impl Network {
         let now = self.now();
         if let Some(s) = self.sessions.get_mut(&peer) {
             s.last_status_sent = now;
+            s.status_push_due = false;
+        }
+    }
+
+    /// Sends the pushes [`Network::set_status`] marked due whose peers had no Status from us
+    /// for [`STATUS_PUSH_INTERVAL`]; the others wait for a later tick.
+    pub(super) fn push_due_statuses(&mut self) {
+        let now = self.now();
+        let due: Vec<PeerId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.status_push_due && now.saturating_sub(s.last_status_sent) >= STATUS_PUSH_INTERVAL
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.send_status(peer);
         }
     }
 

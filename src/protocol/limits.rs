@@ -55,6 +55,10 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often each side sends its [`super::Status`] to each handshaken peer.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The shortest time between two Status pushes to one peer: a node tells the peers its gossip
+/// does not reach (light clients) of each new head, at most this often.
+pub const STATUS_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+
 // A full snapshot chunk plus its fixed fields and the response tag fits in a response.
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 128 <= MAX_RESPONSE_BYTES);
 
@@ -71,8 +75,9 @@ impl RateLimit {
         let (burst, refill_ms) = match protocol {
             // One Hello per connection; allow a reconnect or two.
             Protocol::Hello => (2, 10_000),
-            // Expected every 30 s.
-            Protocol::Status => (4, 5_000),
+            // Every 30 s, and pushed on a new head at most every STATUS_PUSH_INTERVAL (1 s):
+            // twice that rate leaves room for the handshake's and the periodic exchange.
+            Protocol::Status => (4, 500),
             Protocol::Headers => (16, 100),
             // A full node catching up from one peer: 20 × 128 blocks/s, above what two
             // cores verify with 100 validators (see docs/PROTOCOL.md §21.2).
