@@ -55,6 +55,7 @@ async fn syncs_over_websocket_into_indexeddb_and_resumes_without_downloading() {
     assert_eq!(verified.height, height);
     let stored = driver
         .store()
+        .await
         .header(height)
         .await
         .unwrap()
@@ -62,7 +63,7 @@ async fn syncs_over_websocket_into_indexeddb_and_resumes_without_downloading() {
     assert_eq!(verified.block_hash, stored.hash);
 
     // Measured, not assumed: bytes per stored header.
-    let bytes = driver.store().bytes().await.unwrap();
+    let bytes = driver.store().await.bytes().await.unwrap();
     assert!(
         bytes.per_header() <= 300.0,
         "{:.0} bytes per stored header ({bytes:?})",
@@ -72,7 +73,7 @@ async fn syncs_over_websocket_into_indexeddb_and_resumes_without_downloading() {
 
     // Reopen the same IndexedDB in a new client: it resumes from the stored head and
     // downloads no header it already has.
-    let store = driver.into_store();
+    let store = driver.into_store().await;
     store.close().await;
     let store = IdbStore::open(&name).await.expect("IndexedDB reopens");
     let mut resumed = Driver::start(f.config(&[&f.honest_ws]), store)
@@ -88,7 +89,7 @@ async fn syncs_over_websocket_into_indexeddb_and_resumes_without_downloading() {
         status.stats.headers_received, 0,
         "a resumed client re-downloaded headers (first run received {first_received})"
     );
-    let store = resumed.into_store();
+    let store = resumed.into_store().await;
     store.close().await;
     IdbStore::delete(&name).await.unwrap();
 }

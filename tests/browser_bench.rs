@@ -173,7 +173,7 @@ async fn fetch_only(
         status,
     );
     config.bootnodes = vec![f.honest_ws.parse().unwrap()];
-    config.topics = vec![Topic::Finalized];
+    config.topics = Vec::new(); // as Driver::start: light clients run no gossip
     let t0 = now();
     let (mut net, _) = Network::new(config).await.expect("network");
     let peer = loop {
@@ -346,7 +346,7 @@ async fn browser_light_client_bench() {
     let mut syncs = Vec::new();
     let name = unique("e2e-0");
     let (s, driver) = sync(&f, &name).await;
-    let store = driver.into_store();
+    let store = driver.into_store().await;
     let bytes = store.bytes().await.expect("bytes");
     let mut prefix_real = Vec::new();
     for h in checkpoint_height + 1..=head {
@@ -387,7 +387,7 @@ async fn browser_light_client_bench() {
         bound_ms.push(time_batches(&bound_batches));
         let name = unique(&format!("e2e-{run}"));
         let (s, driver) = sync(&f, &name).await;
-        let store = driver.into_store();
+        let store = driver.into_store().await;
         store.close().await;
         IdbStore::delete(&name).await.expect("deleted");
         syncs.push(s);
@@ -560,7 +560,7 @@ async fn browser_light_client_bench() {
     // --- Resume and bytes, on a synced store.
     let name = unique("resume");
     let (_, driver) = sync(&f, &name).await;
-    let store = driver.into_store();
+    let store = driver.into_store().await;
     let bytes_last = store.bytes().await.expect("bytes");
     store.close().await;
     let mut resume_ms = Vec::new();
@@ -576,7 +576,7 @@ async fn browser_light_client_bench() {
         assert_eq!(driver.status().verified_height, Some(head));
         resume_ms.push(ms);
         open_ms.push(opened);
-        let store = driver.into_store();
+        let store = driver.into_store().await;
         store.close().await;
     }
     IdbStore::delete(&name).await.expect("deleted");

@@ -348,10 +348,12 @@ async fn a_generated_chain_served_by_headway_node_verifies_across_hand_overs() {
     }
 }
 
-/// A store whose first `failures` appends fail as a full quota would, writing nothing.
+/// A store whose first `failures` appends fail as a full quota would, writing nothing, and
+/// whose every append takes `delay` (as an IndexedDB commit takes its time).
 struct QuotaStore {
     inner: headway::light::MemoryLightStore,
     failures: u32,
+    delay: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -390,6 +392,9 @@ impl headway::client::HeaderStore for QuotaStore {
         &mut self,
         headers: &[headway::light::VerifiedHeader],
     ) -> Result<(), QuotaError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         if self.failures > 0 {
             self.failures -= 1;
             return Err(QuotaError::Quota);
@@ -445,6 +450,7 @@ async fn a_full_quota_pauses_sync_and_loses_nothing() {
     let store = QuotaStore {
         inner: headway::light::MemoryLightStore::new(),
         failures: 2,
+        delay: Duration::ZERO,
     };
     let mut driver = headway::client::Driver::start(config, store)
         .await
@@ -473,7 +479,18 @@ async fn a_full_quota_pauses_sync_and_loses_nothing() {
     }
     // Two failed attempts in a row are one pause: reported once.
     assert_eq!(quota_errors, 1);
-    let store = &driver.store().inner;
+    let store = &driver.store().await.inner;
+    assert_stored_in_order(&chain, store);
+    let checkpoint = chain.fixture.checkpoint().unwrap().height;
+    assert_eq!(
+        headway::light::LightStore::header_count(store).unwrap(),
+        BLOCKS - checkpoint + 1
+    );
+    node.stop().await.unwrap();
+}
+
+/// Every header of the chain from the checkpoint up is in `store`, each linked to its parent.
+fn assert_stored_in_order(chain: &Chain, store: &headway::light::MemoryLightStore) {
     let checkpoint = chain.fixture.checkpoint().unwrap().height;
     let mut below = headway::light::LightStore::header(store, checkpoint)
         .unwrap()
@@ -485,9 +502,49 @@ async fn a_full_quota_pauses_sync_and_loses_nothing() {
         assert_eq!(h.header.parent_hash, below.hash, "height {height}");
         below = h;
     }
+}
+
+/// Verification goes on while a slow write is in flight: the verified head runs ahead of the
+/// stored one by more than a store batch and a request together, which a driver that waited
+/// for each write could never do. In the end every header is stored once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_verified_while_a_slow_write_is_in_flight() {
+    init_logging();
+    let chain = generate(&spec());
+    let node = serve(&chain, any_port(), None).await;
+    let mut config = LightDriverConfig::new(
+        chain.fixture.checkpoint().unwrap(),
+        vec![node.listen[0].clone()],
+    );
+    config.genesis_hash = Some(chain.fixture.genesis_hash);
+    config.options.batch_size = 10;
+    config.options.store_batch_size = 10;
+    let store = QuotaStore {
+        inner: headway::light::MemoryLightStore::new(),
+        failures: 0,
+        delay: Duration::from_millis(300),
+    };
+    let mut driver = headway::client::Driver::start(config, store)
+        .await
+        .expect("light client starts");
+    let ahead = |s: &headway::client::ClientStatus| {
+        s.verified_height.unwrap_or(0) >= s.stored_height.unwrap_or(0) + 60
+    };
+    let status = driver
+        .run_until(ahead, LIMIT)
+        .await
+        .expect("the verified head runs ahead of a slow store");
+    assert!(status.stored_height < Some(BLOCKS));
+    let status = driver
+        .run_until(|s| s.stored_height >= Some(BLOCKS), LIMIT)
+        .await
+        .expect("every header is stored in the end");
+    assert_eq!(status.verified_height, Some(BLOCKS));
+    let store = &driver.store().await.inner;
+    assert_stored_in_order(&chain, store);
     assert_eq!(
         headway::light::LightStore::header_count(store).unwrap(),
-        BLOCKS - checkpoint + 1
+        BLOCKS - chain.fixture.checkpoint().unwrap().height + 1
     );
     node.stop().await.unwrap();
 }

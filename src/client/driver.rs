@@ -3,8 +3,13 @@
 //! One loop, the same on both targets: wait for a network event, a command from a
 //! [`ClientHandle`] or the machine's next deadline; feed the machine; carry out its actions
 //! (send requests, write headers and acknowledge them, drop peers, answer queries, publish
-//! events). Only the waiting is raced, never the handling, so a command cannot cut a store
-//! write in half.
+//! events). Only the waiting is raced, never the handling.
+//!
+//! Store writes run beside the loop: a write takes the store into its own future, which the
+//! loop polls with the network, commands and timers, so verification goes on while IndexedDB
+//! commits (one write at a time, in order; headers verified meanwhile wait for the next one).
+//! A write is never dropped half-way: reading the store, stopping and handing the store back
+//! first wait for it.
 //!
 //! Reconnects: every bootnode whose connection closed or whose dial failed is dialed again
 //! after an exponential back-off ([`REDIAL_INITIAL`] doubling to [`REDIAL_MAX`]); with no
@@ -19,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::future::{self, Either};
+use futures::future::{self, Either, LocalBoxFuture};
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
@@ -318,11 +323,30 @@ struct Bootnode {
     redial_at_ms: Option<u64>,
 }
 
+/// A store write in flight: it holds the store and gives it back, with the batch.
+type Write<S> = LocalBoxFuture<'static, WriteDone<S>>;
+
+struct WriteDone<S: HeaderStore> {
+    store: S,
+    batch: Vec<VerifiedHeader>,
+    result: Result<(), S::Error>,
+}
+
+/// What ended a wait of [`Driver::step`].
+#[allow(clippy::large_enum_variant)] // one per step, moved once
+enum Woke<S: HeaderStore> {
+    Net(NetEvent),
+    Command(Command),
+    Written(WriteDone<S>),
+}
+
 /// The client: machine, network and store, driven together. See the module docs.
-pub struct Driver<S: HeaderStore> {
+pub struct Driver<S: HeaderStore + 'static> {
     network: Network,
     client: LightClient<PeerId>,
-    store: S,
+    /// `None` while `write` holds the store.
+    store: Option<S>,
+    write: Option<Write<S>>,
     /// Our requests in flight: the network's id → the peer and the machine's id.
     requests: HashMap<NetRequestId, (PeerId, LightRequestId)>,
     /// Answers to queries made through [`Driver::verify_event`].
@@ -332,7 +356,8 @@ pub struct Driver<S: HeaderStore> {
     next_query: u64,
     keep_headers: Option<u64>,
     bootnodes: Vec<Bootnode>,
-    /// Verified headers whose write failed, retried at `store_retry_at_ms`.
+    /// Verified headers not written yet: waiting for the write in flight, or for the retry
+    /// at `store_retry_at_ms` after a failed one.
     unstored: Vec<VerifiedHeader>,
     store_retry_at_ms: Option<u64>,
     store_writes: u64,
@@ -348,7 +373,7 @@ pub struct Driver<S: HeaderStore> {
     stop_requested: bool,
 }
 
-impl<S: HeaderStore> Driver<S> {
+impl<S: HeaderStore + 'static> Driver<S> {
     /// Opens the client on `store` (resuming from its head if it holds headers of this
     /// checkpoint), starts the network and dials the bootnodes.
     pub async fn start(config: ClientConfig, mut store: S) -> Result<Driver<S>, ClientError> {
@@ -421,7 +446,8 @@ impl<S: HeaderStore> Driver<S> {
         let mut driver = Driver {
             network,
             client,
-            store,
+            store: Some(store),
+            write: None,
             requests: HashMap::new(),
             answers: VecDeque::new(),
             replies: HashMap::new(),
@@ -474,17 +500,31 @@ impl<S: HeaderStore> Driver<S> {
         &self.client
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
+    /// The store, once the write in flight (if any) has ended.
+    pub async fn store(&mut self) -> &S {
+        self.settle_write().await;
+        self.store
+            .as_ref()
+            .expect("no write in flight after settling")
     }
 
     pub fn local_peer_id(&self) -> PeerId {
         self.network.local_peer_id()
     }
 
-    /// Stops the client (closing its connections) and hands back its store.
-    pub fn into_store(self) -> S {
+    /// Stops the client (closing its connections) and hands back its store, once every
+    /// header handed to the driver is written (or its write failed).
+    pub async fn into_store(mut self) -> S {
+        loop {
+            self.settle_write().await;
+            self.start_write();
+            if self.write.is_none() {
+                break;
+            }
+        }
         self.store
+            .take()
+            .expect("no write in flight after settling")
     }
 
     /// Runs until [`ClientHandle::stop`]. A fork or a refused checkpoint stops the machine
@@ -498,7 +538,7 @@ impl<S: HeaderStore> Driver<S> {
         for (_, reply) in self.replies.drain() {
             let _ = reply.send(Err(stopped_error()));
         }
-        self.store
+        self.into_store().await
     }
 
     /// Waits for the next network event, command or deadline, and handles it.
@@ -521,24 +561,37 @@ impl<S: HeaderStore> Driver<S> {
             let net = self.network.next_event();
             let command = self.commands.next();
             let timer = platform::sleep(wait);
-            futures::pin_mut!(net, command);
-            match future::select(future::select(net, command), timer).await {
-                Either::Left((Either::Left((event, _)), _)) => Some(Either::Left(event)),
-                Either::Left((Either::Right((command, _)), _)) => command.map(Either::Right),
-                Either::Right(_) => None,
+            let write = async {
+                match self.write.as_mut() {
+                    Some(write) => write.await,
+                    None => future::pending().await,
+                }
+            };
+            futures::pin_mut!(net, command, write);
+            match future::select(future::select(net, command), future::select(write, timer)).await {
+                Either::Left((Either::Left((event, _)), _)) => Some(Woke::Net(event)),
+                Either::Left((Either::Right((command, _)), _)) => command.map(Woke::Command),
+                Either::Right((Either::Left((done, _)), _)) => Some(Woke::Written(done)),
+                Either::Right((Either::Right(_), _)) => None,
             }
         };
         self.client.feed(Input::Tick {
             now_ms: platform::now_ms(),
         });
         match woke {
-            Some(Either::Left(event)) => self.on_net(event),
-            Some(Either::Right(command)) => self.on_command(command).await,
+            Some(Woke::Net(event)) => self.on_net(event),
+            Some(Woke::Command(command)) => self.on_command(command).await,
+            Some(Woke::Written(done)) => {
+                self.write = None;
+                self.finish_write(done).await;
+            }
             None => {}
         }
         self.redial();
-        self.retry_store().await;
+        self.retry_store();
         self.drain().await;
+        // Headers verified during the write that just ended go next.
+        self.start_write();
     }
 
     /// Steps until `cond` holds on the status; fails after `timeout` or when the client
@@ -636,7 +689,8 @@ impl<S: HeaderStore> Driver<S> {
             }
             Command::Header { height, reply } => {
                 let result = self
-                    .store
+                    .store()
+                    .await
                     .header(height)
                     .await
                     .map(|h| h.as_ref().map(HeaderView::from))
@@ -780,36 +834,63 @@ impl<S: HeaderStore> Driver<S> {
         }
     }
 
-    async fn retry_store(&mut self) {
+    fn retry_store(&mut self) {
         match self.store_retry_at_ms {
             Some(at) if at <= platform::now_ms() => {
                 self.store_retry_at_ms = None;
-                self.write_headers(Vec::new()).await;
+                self.start_write();
             }
             _ => {}
         }
     }
 
-    /// Writes `headers` (after any earlier batch whose write failed), acknowledges them to
-    /// the machine, and prunes.
-    async fn write_headers(&mut self, headers: Vec<VerifiedHeader>) {
-        self.unstored.extend(headers);
-        if self.unstored.is_empty() || self.store_retry_at_ms.is_some() {
+    /// Starts writing the unstored headers, unless a write is in flight or waits for its
+    /// retry (then they go with the next one).
+    fn start_write(&mut self) {
+        if self.unstored.is_empty() || self.store_retry_at_ms.is_some() || self.write.is_some() {
             return;
         }
-        let up_to_height = self.unstored.last().expect("not empty").height();
-        let written = self.unstored.len() as u64;
-        match self.store.append(&self.unstored).await {
+        let mut store = self.store.take().expect("no write in flight");
+        let batch = std::mem::take(&mut self.unstored);
+        self.write = Some(Box::pin(async move {
+            let result = store.append(&batch).await;
+            WriteDone {
+                store,
+                batch,
+                result,
+            }
+        }));
+    }
+
+    /// Waits for the write in flight, if any, and takes its outcome.
+    async fn settle_write(&mut self) {
+        if let Some(write) = self.write.take() {
+            let done = write.await;
+            self.finish_write(done).await;
+        }
+    }
+
+    /// Takes the store back from a finished write; acknowledges the headers to the machine
+    /// and prunes, or keeps the batch for a retry.
+    async fn finish_write(&mut self, done: WriteDone<S>) {
+        let WriteDone {
+            store,
+            mut batch,
+            result,
+        } = done;
+        self.store = Some(store);
+        match result {
             Ok(()) => {
-                self.unstored.clear();
                 self.store_writes += 1;
                 self.status.store_paused = false;
+                let up_to_height = batch.last().expect("a write is never empty").height();
                 self.client.feed(Input::Stored { up_to_height });
-                self.stored_count += written;
+                self.stored_count += batch.len() as u64;
                 // Prune in steps of a quarter of `keep`, not at every append.
                 if let Some(keep) = self.keep_headers {
                     if self.stored_count > keep + keep / 4 {
-                        match self.store.prune(keep).await {
+                        let store = self.store.as_mut().expect("just given back");
+                        match store.prune(keep).await {
                             Ok(()) => self.stored_count = keep,
                             Err(e) => {
                                 let error = store_error::<S>(&e);
@@ -822,6 +903,9 @@ impl<S: HeaderStore> Driver<S> {
             Err(e) => {
                 let error = store_error::<S>(&e);
                 tracing::error!(%error, "cannot store headers; retrying");
+                // The failed batch goes first again, before what was verified meanwhile.
+                batch.append(&mut self.unstored);
+                self.unstored = batch;
                 self.store_retry_at_ms = Some(platform::now_ms() + STORE_RETRY.as_millis() as u64);
                 if !self.status.store_paused {
                     self.status.store_paused = true;
@@ -852,7 +936,10 @@ impl<S: HeaderStore> Driver<S> {
                         });
                     }
                 },
-                Action::StoreHeaders { headers } => self.write_headers(headers).await,
+                Action::StoreHeaders { headers } => {
+                    self.unstored.extend(headers);
+                    self.start_write();
+                }
                 Action::Progress(p) => {
                     tracing::info!(
                         phase = ?p.phase,
