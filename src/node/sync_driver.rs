@@ -1177,6 +1177,184 @@ mod tests {
         assert_eq!(head(&*store), 5);
     }
 
+    /// Two networks on loopback, handshaken, each knowing the other's status; the second
+    /// announces `head` (and serves nothing: nobody polls it, so requests to it stay open).
+    async fn handshaken_pair(head: &FinalizedBlock) -> (Network, Network) {
+        use crate::net::{keypair_from_seed, NetEvent, NetworkConfig};
+        let config = |seed: u8, status: Status| {
+            let mut c = NetworkConfig::new(
+                keypair_from_seed([seed; 32]),
+                head.block.header.chain_id.clone(),
+                crate::chain::Hash([7; 32]),
+                status,
+            );
+            c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+            c
+        };
+        let status = |b: &FinalizedBlock| Status {
+            head_height: b.height(),
+            head_hash: b.block.header.hash(),
+            mmr_root: crate::chain::Hash::ZERO,
+            lowest_height: 0,
+            syncing: false,
+        };
+        let (mut ours, _) = Network::new(config(1, status(head))).await.unwrap();
+        let (mut theirs, _) = Network::new(config(2, status(head))).await.unwrap();
+        let addr = theirs.listen_addrs()[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(theirs.local_peer_id()));
+        ours.dial(addr).unwrap();
+        let peer = theirs.local_peer_id();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while ours.peer_book().status(&peer).is_none() {
+                tokio::select! {
+                    e = ours.next_event() => {
+                        assert!(!matches!(e, NetEvent::HandshakeFailed { .. }), "{e:?}");
+                    }
+                    _ = theirs.next_event() => {}
+                }
+            }
+        })
+        .await
+        .expect("handshake and status in time");
+        (ours, theirs)
+    }
+
+    /// A range checked ahead for a machine that was rebuilt meanwhile is dropped: the new
+    /// machine reuses request ids, and would take the old range as the answer to its own
+    /// (and blame the peer). A range checked for the current machine is taken.
+    #[tokio::test]
+    async fn a_range_checked_for_a_rebuilt_machine_is_dropped() {
+        let blocks = chain(13);
+        let store = Arc::new(MemoryStore::new());
+        store.append(&blocks[..3]).unwrap();
+        let signers = ChainBuilder::new("writer-chain", 4).current_set().clone();
+        let genesis = Arc::new(
+            Genesis::new(
+                blocks[0].block.header.chain_id.clone(),
+                0,
+                signers.clone(),
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        let (mut network, _theirs) = handshaken_pair(&blocks[12]).await;
+        let peer = network.handshaken_peers()[0];
+        let metrics = Metrics::new();
+        let options = SyncOptions {
+            blocks_per_request: 4,
+            max_requests_per_peer: 1,
+            max_requests_total: 1,
+            verify_threads: 1,
+            ..SyncOptions::default()
+        };
+        let mut driver =
+            SyncDriver::new(store.clone(), genesis, options, crate::node::now_ms()).unwrap();
+        macro_rules! ctx {
+            () => {
+                Ctx {
+                    network: &mut network,
+                    store: &*store,
+                    metrics: &metrics,
+                }
+            };
+        }
+        let status = network.peer_book().status(&peer).unwrap().status.clone();
+        driver.peer_connected(peer, status, ctx!());
+        let first: Vec<RequestId> = driver.requests.values().map(|(id, _)| *id).collect();
+        assert_eq!(first.len(), 1, "one request for blocks 3..=6");
+
+        // Consensus stored 3..=6 meanwhile; the machine starts again from there and asks
+        // the peer for 7..=10 under the same request id.
+        store.append(&blocks[3..7]).unwrap();
+        driver.reanchor(&*store, &network, crate::node::now_ms());
+        driver.tick(ctx!());
+        let second: Vec<RequestId> = driver.requests.values().map(|(id, _)| *id).collect();
+        assert_eq!(second, first, "the rebuilt machine reuses the id");
+        assert_eq!(driver.generation, 1);
+
+        let job = |generation: u64, range: &[FinalizedBlock]| AheadJob {
+            generation,
+            peer,
+            request_id: first[0],
+            signers: Arc::new(signers.clone()),
+            response: Response::Blocks(BlocksResponse::Blocks(range.to_vec())),
+            seconds: 0.0,
+        };
+        // The old machine's answer (3..=6), checked ahead, comes back now: dropped.
+        driver.finished(Finished::Checked(job(0, &blocks[3..7])), ctx!());
+        assert_eq!(
+            driver.machine().requests_in_flight(),
+            1,
+            "still waiting for 7..=10"
+        );
+        assert_eq!(network.peer_score(&peer), 0, "the peer is not blamed");
+        assert_eq!(driver.applied_height(), 6);
+
+        // The current machine's answer is taken and verified.
+        driver.finished(Finished::Checked(job(1, &blocks[7..11])), ctx!());
+        assert_eq!(
+            driver.machine().requests_in_flight(),
+            1,
+            "and on to 11..=12"
+        );
+        assert_eq!(driver.applied_height(), 10);
+        assert_eq!(network.peer_score(&peer), 0);
+    }
+
+    /// A batch written for a machine rebuilt meanwhile moves the new machine to the store head
+    /// when the write passed it, so the blocks are not fetched again; a current one is
+    /// acknowledged.
+    #[tokio::test]
+    async fn a_write_finished_for_a_rebuilt_machine_moves_the_new_one_to_the_store_head() {
+        let blocks = chain(9);
+        let store = Arc::new(MemoryStore::new());
+        store.append(&blocks[..3]).unwrap();
+        let signers = ChainBuilder::new("writer-chain", 4).current_set().clone();
+        let genesis = Arc::new(
+            Genesis::new(
+                blocks[0].block.header.chain_id.clone(),
+                0,
+                signers,
+                Default::default(),
+            )
+            .unwrap(),
+        );
+        let (mut network, _theirs) = handshaken_pair(&blocks[2]).await;
+        let metrics = Metrics::new();
+        let options = SyncOptions {
+            verify_threads: 1,
+            ..SyncOptions::default()
+        };
+        let mut driver =
+            SyncDriver::new(store.clone(), genesis, options, crate::node::now_ms()).unwrap();
+        // The machine is rebuilt (still at 2) while a batch of generation 0 is on its way.
+        driver.reanchor(&*store, &network, crate::node::now_ms());
+        assert_eq!(driver.generation, 1);
+        driver.writer.write(0, blocks[3..6].to_vec()).unwrap();
+        let finished = driver.next_finished().await;
+        let written = driver.finished(
+            finished,
+            Ctx {
+                network: &mut network,
+                store: &*store,
+                metrics: &metrics,
+            },
+        );
+        assert_eq!(written.len(), 1);
+        assert_eq!(
+            written[0].blocks.len(),
+            3,
+            "the node still follows the blocks written"
+        );
+        assert_eq!(head(&*store), 5);
+        assert_eq!(
+            driver.applied_height(),
+            5,
+            "the new machine starts at the store head"
+        );
+    }
+
     #[test]
     fn dropping_the_writer_finishes_what_was_handed_over() {
         let blocks = chain(40);
