@@ -1355,6 +1355,147 @@ mod tests {
         );
     }
 
+    /// A store in which another writer lands `ahead` just as the next append starts: what
+    /// consensus can do between `append_new`'s head read and its append.
+    struct RacingStore {
+        inner: MemoryStore,
+        ahead: std::sync::Mutex<Vec<FinalizedBlock>>,
+    }
+
+    impl ChainStore for RacingStore {
+        fn head(&self) -> Result<Option<crate::store::Head>, crate::store::StoreError> {
+            self.inner.head()
+        }
+        fn append(&self, blocks: &[FinalizedBlock]) -> Result<(), crate::store::StoreError> {
+            let ahead = std::mem::take(&mut *self.ahead.lock().unwrap());
+            if !ahead.is_empty() {
+                self.inner.append(&ahead)?;
+            }
+            self.inner.append(blocks)
+        }
+        fn install_snapshot(
+            &self,
+            snapshot: &crate::protocol::snapshot::Snapshot,
+        ) -> Result<(), crate::store::StoreError> {
+            self.inner.install_snapshot(snapshot)
+        }
+        fn header(
+            &self,
+            height: u64,
+        ) -> Result<Option<crate::chain::TrustedHeader>, crate::store::StoreError> {
+            self.inner.header(height)
+        }
+        fn headers(
+            &self,
+            start: u64,
+            count: u32,
+        ) -> Result<Vec<crate::chain::TrustedHeader>, crate::store::StoreError> {
+            self.inner.headers(start, count)
+        }
+        fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, crate::store::StoreError> {
+            self.inner.block(height)
+        }
+        fn blocks(
+            &self,
+            start: u64,
+            count: u32,
+        ) -> Result<Vec<FinalizedBlock>, crate::store::StoreError> {
+            self.inner.blocks(start, count)
+        }
+        fn height_of(
+            &self,
+            hash: &crate::chain::BlockHash,
+        ) -> Result<Option<u64>, crate::store::StoreError> {
+            self.inner.height_of(hash)
+        }
+        fn event_location(
+            &self,
+            id: &crate::chain::EventId,
+        ) -> Result<Option<crate::store::EventLocation>, crate::store::StoreError> {
+            self.inner.event_location(id)
+        }
+        fn mmr_node(
+            &self,
+            level: u8,
+            index: u64,
+        ) -> Result<Option<crate::chain::Hash>, crate::store::StoreError> {
+            self.inner.mmr_node(level, index)
+        }
+        fn validators_for(
+            &self,
+            height: u64,
+        ) -> Result<Option<ValidatorSet>, crate::store::StoreError> {
+            self.inner.validators_for(height)
+        }
+        fn lowest_height(&self) -> Result<u64, crate::store::StoreError> {
+            self.inner.lowest_height()
+        }
+        fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+            self.inner.get_meta(key)
+        }
+        fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), crate::store::StoreError> {
+            self.inner.put_meta(key, value)
+        }
+    }
+
+    fn racing(stored: &[FinalizedBlock], ahead: &[FinalizedBlock]) -> RacingStore {
+        let inner = MemoryStore::new();
+        inner.append(stored).unwrap();
+        RacingStore {
+            inner,
+            ahead: std::sync::Mutex::new(ahead.to_vec()),
+        }
+    }
+
+    #[test]
+    fn append_new_retries_once_when_another_writer_moved_the_head() {
+        let blocks = chain(7);
+        // 3 and 4 land between the head read (2) and the append of 3..=6.
+        let store = racing(&blocks[..3], &blocks[3..5]);
+        let (up_to, written) = append_new(&store, blocks[3..].to_vec()).unwrap().unwrap();
+        assert_eq!(up_to, 6);
+        assert_eq!(
+            written
+                .iter()
+                .map(FinalizedBlock::height)
+                .collect::<Vec<_>>(),
+            [5, 6],
+            "only what this call wrote"
+        );
+        assert_eq!(head(&store), 6);
+
+        // Everything landed meanwhile: nothing to write, no error.
+        let store = racing(&blocks[..3], &blocks[3..]);
+        assert!(append_new(&store, blocks[3..].to_vec()).unwrap().is_none());
+        assert_eq!(head(&store), 6);
+    }
+
+    #[test]
+    fn append_new_refuses_a_block_that_differs_from_one_landed_meanwhile() {
+        let blocks = chain(5);
+        // Another valid block 3 on the same prefix (it carries an event).
+        let mut fork = ChainBuilder::new("writer-chain", 4);
+        for _ in 0..3 {
+            fork.next_finalized(Vec::new());
+        }
+        let event = crate::testkit::event(&crate::testkit::key(5), 1, 2);
+        let other = fork.next_finalized(vec![event]);
+        assert_ne!(other.block.header.hash(), blocks[3].block.header.hash());
+        let store = racing(&blocks[..3], &[other]);
+        let refused = append_new(&store, blocks[3..].to_vec()).unwrap_err();
+        assert!(refused.to_string().contains("block 3 differs"), "{refused}");
+        assert_eq!(head(&store), 3, "the other writer's block stays");
+    }
+
+    #[test]
+    fn append_new_does_not_retry_when_the_head_did_not_move() {
+        let blocks = chain(6);
+        // A gap (4 without 3) fails, and nobody else wrote: the store's error, at once.
+        let store = racing(&blocks[..3], &[]);
+        assert!(append_new(&store, blocks[4..].to_vec()).is_err());
+        assert_eq!(head(&store), 2);
+    }
+
     #[test]
     fn dropping_the_writer_finishes_what_was_handed_over() {
         let blocks = chain(40);
