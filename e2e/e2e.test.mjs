@@ -293,6 +293,14 @@ async function runCase(name, { driver, transport, screenshot, staleAlarm }) {
     // verified without a range (a WebRTC run failed the old `headersReceived` form by one).
     assert.ok(s1.headersVerified >= s1.verified - lc.checkpointHeight - 1,
       `verified ${s1.headersVerified} headers from checkpoint ${lc.checkpointHeight} to ${s1.verified}`);
+    // The head card and the table follow the stored head, which trails the verified one by a
+    // store write and the page's refresh (500 ms); on this 300 ms chain the client fetches a
+    // few new heads after every pushed Status. Wait for the page to show all three rather than
+    // race them (the assertions below name what is missing).
+    await c.wait(c.page, () => /^#[\d,]+$/.test(document.getElementById("head-height").textContent)
+      && document.querySelectorAll("#headers tr").length >= 5
+      && /synced/.test(document.getElementById("progress-text").textContent), null, 10_000)
+      .catch(() => {});
     const shown = await c.page.evaluate(() => ({
       head: document.getElementById("head-height").textContent,
       rows: document.querySelectorAll("#headers tr").length,

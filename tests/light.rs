@@ -566,6 +566,38 @@ fn follows_gossiped_heads_and_new_statuses_after_catch_up() {
     net.assert_store_holds_main_chain_to(TIP);
 }
 
+#[test]
+fn a_following_client_stays_following_for_heads_within_one_batch() {
+    let mut net = Net::new(LightOptions::default());
+    net.connect(1, ScriptedPeer::honest(900));
+    net.run();
+    assert_eq!(net.client.phase(), Phase::Following);
+
+    // A pushed status a few heads on (a fast chain, one push a second): one request away.
+    let before = net.actions.len();
+    net.peers.get_mut(&1).unwrap().head = 904;
+    let status = net.peers[&1].status();
+    net.client.feed(Input::PeerStatus { peer: 1, status });
+    assert_eq!(net.client.phase(), Phase::Following);
+    net.run();
+    assert_eq!(net.verified(), 904);
+    assert!(
+        !net.actions[before..]
+            .iter()
+            .any(|a| matches!(a, Action::Progress(p) if p.phase == Phase::Syncing)),
+        "no progress event said syncing"
+    );
+
+    // More than a batch behind (back after a while): syncing until caught up again.
+    net.peers.get_mut(&1).unwrap().head = TIP;
+    let status = net.peers[&1].status();
+    net.client.feed(Input::PeerStatus { peer: 1, status });
+    assert_eq!(net.client.phase(), Phase::Syncing);
+    net.run();
+    assert_eq!(net.verified(), TIP);
+    assert_eq!(net.client.phase(), Phase::Following);
+}
+
 // ---- faults ------------------------------------------------------------------------------------
 
 #[test]

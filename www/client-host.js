@@ -62,7 +62,6 @@ export function createHost(post, where) {
 
   async function snapshot() {
     if (!client) return;
-    const status = client.status();
     const head = client.head();
     try {
       await refreshLatest(head);
@@ -70,7 +69,9 @@ export function createHost(post, where) {
       // `header` rejects STOPPED once the client stopped (e.g. after a fork): keep the rows.
       if (e?.code !== "STOPPED") throw e;
     }
-    post({ type: "status", status, head, headers: latest });
+    // Read after the awaits above, so the page never shows a status older than the progress
+    // events it rendered meanwhile.
+    post({ type: "status", status: client.status(), head, headers: latest });
   }
 
   function tick() {

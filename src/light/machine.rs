@@ -96,6 +96,9 @@ pub struct LightClient<P> {
     pub(super) stored_height: Option<u64>,
     pub(super) announced_height: Option<u64>,
     pub(super) stopped: Option<StopReason>,
+    /// Caught up, and since then never more than a request batch behind the target: the next
+    /// heads come in one round trip, which is following, not syncing.
+    following: bool,
     reporter: Reporter,
     pub(super) stats: LightStats,
 }
@@ -132,6 +135,7 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             stored_height: None,
             announced_height: None,
             stopped: None,
+            following: false,
             reporter: Reporter::default(),
             stats: LightStats::default(),
         })
@@ -224,6 +228,7 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             Input::VerifyEvent { query_id, event_id } => self.on_verify_event(query_id, event_id),
             Input::NewHead { peer, header } => self.on_new_head(peer, *header),
         }
+        self.update_following();
         if self.stopped.is_none() {
             self.schedule();
         }
@@ -262,11 +267,27 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             Phase::WaitingForPeers
         } else if self.trusted.is_none() {
             Phase::Bootstrapping
-        } else if self.verified_height() < Some(self.target_height()) {
-            Phase::Syncing
-        } else {
+        } else if self.following {
             Phase::Following
+        } else {
+            Phase::Syncing
         }
+    }
+
+    /// Following starts when the verified head reaches the target and lasts while the gap
+    /// stays within one request batch: a full node pushes its Status about once a second
+    /// (several heads on a fast chain), and fetching those few is following, not syncing.
+    fn update_following(&mut self) {
+        let Some(verified) = self.verified_height() else {
+            self.following = false;
+            return;
+        };
+        let gap = self.target_height().saturating_sub(verified);
+        self.following = if self.following {
+            gap <= u64::from(self.options.batch_size)
+        } else {
+            gap == 0
+        };
     }
 
     /// The verified head, once the checkpoint's header is in.
