@@ -143,7 +143,8 @@ pub enum Phase {
     Bootstrapping,
     /// Behind the best head the peers claim.
     Syncing,
-    /// At the head; following new heads.
+    /// At the head, following new heads: caught up once, and since then never more than one
+    /// request batch behind the best head the peers claim.
     Following,
     /// No peer connected; resumes when one connects.
     WaitingForPeers,

@@ -41,13 +41,15 @@
 //!   (`GetHeaders { start: checkpoint.height, count: 1 }`) and accepts it only if it is the
 //!   checkpointed block. A trusted header older than the trust period raises
 //!   [`Action::CheckpointStale`] (and stops the client if the options say to refuse it).
-//! - **Sync.** Peers' heads come from their statuses and gossip. Ranges of
+//! - **Sync.** Peers' heads come from their statuses. Ranges of
 //!   [`LightOptions::batch_size`] headers are requested from several peers at once (the
 //!   least busy first, within per-peer and total limits), up to
 //!   [`LightOptions::max_ahead_headers`] past the verified head; ranges that arrive early
 //!   wait, and verification runs strictly in height order, a whole range per batch of
 //!   signatures. Verified headers go out in [`Action::StoreHeaders`] batches; every new head in
-//!   [`Action::NewHead`]. Caught up, it follows new statuses and gossiped headers.
+//!   [`Action::NewHead`]. Caught up, it follows new statuses (full nodes push theirs at each
+//!   new head to peers without gossip, which light clients are) and any header fed to it as
+//!   [`Input::NewHead`].
 //! - **Faults.** A peer serving a header that fails verification is dropped and avoided for a
 //!   while; what it held is fetched from another peer. A failed or timed-out request backs its
 //!   peer off exponentially; too many in a row drop it. With no peer left the client waits, and
