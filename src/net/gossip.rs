@@ -4,8 +4,8 @@
 //! client needs none of it: it follows the head from the `Status` that full nodes push to
 //! every peer their gossip does not reach (see `Network::set_status`), then fetches the
 //! headers, which is less traffic than a finalized block (events included, up to 4 MiB) per
-//! height. Leaving gossipsub, its protobuf codec and identify out of the wasm build saves about
-//! a tenth of the bundle (BENCHMARKS.md, issue 4). The native light client (`headway light`)
+//! height. Leaving gossipsub, its protobuf codec and identify out of the wasm build saved 102 of
+//! 678 KiB gzipped (BENCHMARKS.md, issue 4). The native light client (`headway light`)
 //! runs the same code as the browser: it subscribes to no topic, so it follows by `Status` too.
 //!
 //! Both builds offer the same small API ([`Gossip`], [`Received`], [`Validation`]), so the

@@ -97,7 +97,8 @@ pub struct NetworkConfig {
     #[cfg(not(target_arch = "wasm32"))]
     pub websocket_trusted_roots: Vec<String>,
     pub peer_book: PeerBookConfig,
-    /// The gossip topics to subscribe to (default: all).
+    /// The gossip topics to subscribe to (default: all; light clients: none). The browser
+    /// build has no gossip (see [`gossip`]) and refuses any topic.
     pub topics: Vec<Topic>,
     pub gossip_heartbeat: Duration,
     pub idle_connection_timeout: Duration,
