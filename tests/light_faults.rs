@@ -87,10 +87,15 @@ fn without_peer(addr: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-async fn client(fixture: &Fixture, bootnodes: Vec<Multiaddr>) -> LightDriver {
+/// A client configuration trusting `fixture`'s checkpoint, dialing `bootnodes`.
+fn config_for(fixture: &Fixture, bootnodes: Vec<Multiaddr>) -> LightDriverConfig {
     let mut config = LightDriverConfig::new(fixture.checkpoint().unwrap(), bootnodes);
     config.genesis_hash = Some(fixture.genesis_hash);
-    LightDriver::start(config)
+    config
+}
+
+async fn client(fixture: &Fixture, bootnodes: Vec<Multiaddr>) -> LightDriver {
+    LightDriver::start(config_for(fixture, bootnodes))
         .await
         .expect("light client starts")
 }
@@ -442,11 +447,7 @@ async fn a_full_quota_pauses_sync_and_loses_nothing() {
     init_logging();
     let chain = generate(&spec());
     let node = serve(&chain, any_port(), None).await;
-    let mut config = LightDriverConfig::new(
-        chain.fixture.checkpoint().unwrap(),
-        vec![node.listen[0].clone()],
-    );
-    config.genesis_hash = Some(chain.fixture.genesis_hash);
+    let config = config_for(&chain.fixture, vec![node.listen[0].clone()]);
     let store = QuotaStore {
         inner: headway::light::MemoryLightStore::new(),
         failures: 2,
@@ -512,11 +513,7 @@ async fn headers_are_verified_while_a_slow_write_is_in_flight() {
     init_logging();
     let chain = generate(&spec());
     let node = serve(&chain, any_port(), None).await;
-    let mut config = LightDriverConfig::new(
-        chain.fixture.checkpoint().unwrap(),
-        vec![node.listen[0].clone()],
-    );
-    config.genesis_hash = Some(chain.fixture.genesis_hash);
+    let mut config = config_for(&chain.fixture, vec![node.listen[0].clone()]);
     config.options.batch_size = 10;
     config.options.store_batch_size = 10;
     let store = QuotaStore {

@@ -588,10 +588,8 @@ impl<S: HeaderStore + 'static> Driver<S> {
             None => {}
         }
         self.redial();
-        self.retry_store();
+        self.end_store_retry_wait();
         self.drain().await;
-        // Headers verified during the write that just ended go next.
-        self.start_write();
     }
 
     /// Steps until `cond` holds on the status; fails after `timeout` or when the client
@@ -834,13 +832,13 @@ impl<S: HeaderStore + 'static> Driver<S> {
         }
     }
 
-    fn retry_store(&mut self) {
-        match self.store_retry_at_ms {
-            Some(at) if at <= platform::now_ms() => {
-                self.store_retry_at_ms = None;
-                self.start_write();
-            }
-            _ => {}
+    /// Once the wait after a failed write is over, the next [`Driver::drain`] writes again.
+    fn end_store_retry_wait(&mut self) {
+        if self
+            .store_retry_at_ms
+            .is_some_and(|at| at <= platform::now_ms())
+        {
+            self.store_retry_at_ms = None;
         }
     }
 
@@ -936,10 +934,7 @@ impl<S: HeaderStore + 'static> Driver<S> {
                         });
                     }
                 },
-                Action::StoreHeaders { headers } => {
-                    self.unstored.extend(headers);
-                    self.start_write();
-                }
+                Action::StoreHeaders { headers } => self.unstored.extend(headers),
                 Action::Progress(p) => {
                     tracing::info!(
                         phase = ?p.phase,
@@ -1021,6 +1016,9 @@ impl<S: HeaderStore + 'static> Driver<S> {
                 }
             }
         }
+        // What the machine handed over, what a write that just ended left, or a batch whose
+        // retry wait is over.
+        self.start_write();
         self.refresh_status();
     }
 

@@ -235,18 +235,7 @@ impl Network {
                 HandshakeFailure::NoAnswer("handshake timed out".into()),
             );
         }
-        let status_due: Vec<PeerId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                s.is_done() && now.saturating_sub(s.last_status_sent) >= self.status_interval
-            })
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in status_due {
-            self.send_status(peer);
-        }
-        self.push_due_statuses();
+        self.send_due_statuses();
         self.book.prune(now);
     }
 

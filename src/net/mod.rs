@@ -469,7 +469,7 @@ impl Network {
                 session.status_push_due = true;
             }
         }
-        self.push_due_statuses();
+        self.send_due_statuses();
     }
 
     pub fn status(&self) -> &Status {

@@ -299,15 +299,19 @@ impl Network {
         }
     }
 
-    /// Sends the pushes [`Network::set_status`] marked due whose peers had no Status from us
-    /// for [`STATUS_PUSH_INTERVAL`]; the others wait for a later tick.
-    pub(super) fn push_due_statuses(&mut self) {
+    /// Sends our Status to every handshaken peer it is due to: every `status_interval`, and
+    /// after a new head that [`Network::set_status`] marked for a push once the peer had none
+    /// from us for [`STATUS_PUSH_INTERVAL`] (else a later tick sends it).
+    pub(super) fn send_due_statuses(&mut self) {
         let now = self.now();
         let due: Vec<PeerId> = self
             .sessions
             .iter()
             .filter(|(_, s)| {
-                s.status_push_due && now.saturating_sub(s.last_status_sent) >= STATUS_PUSH_INTERVAL
+                let since = now.saturating_sub(s.last_status_sent);
+                s.is_done()
+                    && (since >= self.status_interval
+                        || (s.status_push_due && since >= STATUS_PUSH_INTERVAL))
             })
             .map(|(p, _)| *p)
             .collect();

@@ -1059,10 +1059,15 @@ mod tests {
 
     /// A memory store holding `stored`, and a writer over it.
     fn writer_over(stored: &[FinalizedBlock]) -> (Arc<MemoryStore>, Writer) {
-        let store = Arc::new(MemoryStore::new());
-        store.append(stored).unwrap();
+        let store = store_holding(stored);
         let writer = Writer::start(store.clone()).unwrap();
         (store, writer)
+    }
+
+    fn store_holding(stored: &[FinalizedBlock]) -> Arc<MemoryStore> {
+        let store = Arc::new(MemoryStore::new());
+        store.append(stored).unwrap();
+        store
     }
 
     /// A job for the checker: blocks `range` of `blocks`, signed by `signers`.
@@ -1220,24 +1225,23 @@ mod tests {
         (ours, theirs)
     }
 
+    /// A store holding `blocks[..=2]`, the genesis of their chain (one set, no hand-over) and
+    /// that set.
+    fn synced_to_2(blocks: &[FinalizedBlock]) -> (Arc<MemoryStore>, Arc<Genesis>, ValidatorSet) {
+        let store = store_holding(&blocks[..3]);
+        let signers = ChainBuilder::new("writer-chain", 4).current_set().clone();
+        let chain_id = blocks[0].block.header.chain_id.clone();
+        let genesis = Genesis::new(chain_id, 0, signers.clone(), Default::default()).unwrap();
+        (store, Arc::new(genesis), signers)
+    }
+
     /// A range checked ahead for a machine that was rebuilt meanwhile is dropped: the new
     /// machine reuses request ids, and would take the old range as the answer to its own
     /// (and blame the peer). A range checked for the current machine is taken.
     #[tokio::test]
     async fn a_range_checked_for_a_rebuilt_machine_is_dropped() {
         let blocks = chain(13);
-        let store = Arc::new(MemoryStore::new());
-        store.append(&blocks[..3]).unwrap();
-        let signers = ChainBuilder::new("writer-chain", 4).current_set().clone();
-        let genesis = Arc::new(
-            Genesis::new(
-                blocks[0].block.header.chain_id.clone(),
-                0,
-                signers.clone(),
-                Default::default(),
-            )
-            .unwrap(),
-        );
+        let (store, genesis, signers) = synced_to_2(&blocks);
         let (mut network, _theirs) = handshaken_pair(&blocks[12]).await;
         let peer = network.handshaken_peers()[0];
         let metrics = Metrics::new();
@@ -1303,23 +1307,11 @@ mod tests {
     }
 
     /// A batch written for a machine rebuilt meanwhile moves the new machine to the store head
-    /// when the write passed it, so the blocks are not fetched again; a current one is
-    /// acknowledged.
+    /// when the write passed it, so the blocks are not fetched again.
     #[tokio::test]
     async fn a_write_finished_for_a_rebuilt_machine_moves_the_new_one_to_the_store_head() {
         let blocks = chain(9);
-        let store = Arc::new(MemoryStore::new());
-        store.append(&blocks[..3]).unwrap();
-        let signers = ChainBuilder::new("writer-chain", 4).current_set().clone();
-        let genesis = Arc::new(
-            Genesis::new(
-                blocks[0].block.header.chain_id.clone(),
-                0,
-                signers,
-                Default::default(),
-            )
-            .unwrap(),
-        );
+        let (store, genesis, _) = synced_to_2(&blocks);
         let (mut network, _theirs) = handshaken_pair(&blocks[2]).await;
         let metrics = Metrics::new();
         let options = SyncOptions {
