@@ -79,9 +79,9 @@ impl RateLimit {
             // twice that rate leaves room for the handshake's and the periodic exchange.
             Protocol::Status => (4, 500),
             Protocol::Headers => (16, 100),
-            // A full node catching up from one peer: 20 × 128 blocks/s, above what two
-            // cores verify with 100 validators (see docs/PROTOCOL.md §21.2).
-            Protocol::Blocks => (16, 50),
+            // A full node catching up from one peer: 40 × 128 = 5,120 blocks/s, about twice
+            // what two cores verify with 100 validators (see docs/PROTOCOL.md §21.2).
+            Protocol::Blocks => (32, 25),
             Protocol::Proof => (32, 50),
             Protocol::Snapshot => (MAX_SNAPSHOT_CHUNKS, 200),
         };
