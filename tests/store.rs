@@ -494,6 +494,8 @@ on_every_backend!(
 /// The store's on-disk tables, as a raw redb user sees them (see `src/store/redb.rs`).
 const META: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("meta");
 const HEADERS: ::redb::TableDefinition<&[u8; 8], &[u8]> = ::redb::TableDefinition::new("headers");
+const BODIES: ::redb::TableDefinition<&[u8; 8], &[u8]> =
+    ::redb::TableDefinition::new("block_bodies");
 
 /// Writes `value` under `key` of `table` with redb directly (the store must be closed).
 fn raw_write<K: ::redb::Key + 'static>(
@@ -546,19 +548,24 @@ fn redb_rejects_another_schema_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chain.redb");
     drop(RedbStore::open(&path).unwrap());
-    raw_write(&path, META, "schema_version", &2u32.to_le_bytes());
-    let err = RedbStore::open(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::SchemaMismatch {
-                found: 2,
-                expected: SCHEMA_VERSION
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("schema version 2"), "{err}");
+    for other in [0, SCHEMA_VERSION + 1] {
+        raw_write(&path, META, "schema_version", &other.to_le_bytes());
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaMismatch {
+                    found,
+                    expected: SCHEMA_VERSION
+                } if found == other
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!("schema version {other}")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -602,4 +609,75 @@ fn redb_reports_corrupt_values_without_panicking() {
     assert!(matches!(store.append(&[next]), Err(StoreError::Corrupt(_))));
     let message = store.header(3).unwrap_err().to_string();
     assert!(message.contains("header at height 3"), "{message}");
+}
+
+#[test]
+fn redb_reports_a_corrupt_or_orphan_block_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let blocks = {
+        let store = RedbStore::open(&path).unwrap();
+        filled(&store).1
+    };
+    // A body that does not decode, and one at a height without a header.
+    raw_write(&path, BODIES, &4u64.to_be_bytes(), &[9, 9, 9]);
+    let beyond = LEN as u64 + 3;
+    raw_write(&path, BODIES, &beyond.to_be_bytes(), &[0, 0, 0, 0]);
+
+    let store = RedbStore::open(&path).unwrap();
+    let message = store.block(4).unwrap_err().to_string();
+    assert!(message.contains("body at height 4"), "{message}");
+    assert!(matches!(store.blocks(2, 5), Err(StoreError::Corrupt(_))));
+    // The blocks before it are still read, and its header is intact.
+    assert_eq!(store.blocks(0, 4).unwrap(), blocks[..4].to_vec());
+    assert_eq!(store.header(4).unwrap(), Some(blocks[4].trusted_header()));
+    let message = store.block(beyond).unwrap_err().to_string();
+    assert!(message.contains("has a body and no header"), "{message}");
+}
+
+/// A store of schema 1 kept whole blocks in a `blocks` table beside the headers.
+const SCHEMA_1_BLOCKS: ::redb::TableDefinition<&[u8; 8], &[u8]> =
+    ::redb::TableDefinition::new("blocks");
+
+#[test]
+fn redb_migrates_a_store_of_schema_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let (blocks, before) = {
+        let store = RedbStore::open(&path).unwrap();
+        let blocks = filled(&store).1;
+        (blocks, snapshot(&store))
+    };
+    // Turn it into what schema 1 wrote: whole blocks, no bodies table.
+    {
+        let db = ::redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut old = txn.open_table(SCHEMA_1_BLOCKS).unwrap();
+            for block in &blocks {
+                old.insert(&block.height().to_be_bytes(), block.encode().as_slice())
+                    .unwrap();
+            }
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", 1u32.to_le_bytes().as_slice())
+                .unwrap();
+        }
+        assert!(txn.delete_table(BODIES).unwrap());
+        txn.commit().unwrap();
+    }
+
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(snapshot(&store), before);
+    assert_eq!(store.blocks(0, LEN as u32).unwrap(), blocks);
+    drop(store);
+    let db = ::redb::Database::create(&path).unwrap();
+    let txn = ::redb::ReadableDatabase::begin_read(&db).unwrap();
+    let schema = txn.open_table(META).unwrap();
+    let version = schema.get("schema_version").unwrap().unwrap();
+    assert_eq!(version.value(), SCHEMA_VERSION.to_le_bytes());
+    assert!(
+        txn.open_table(SCHEMA_1_BLOCKS).is_err(),
+        "the old table is gone"
+    );
 }

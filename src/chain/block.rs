@@ -156,6 +156,17 @@ impl FinalizedBlock {
         self.block.header.height
     }
 
+    /// The canonical encoding of [`FinalizedBlock::trusted_header`], written without building
+    /// it (which would copy the commit).
+    pub fn encode_trusted_header_to(&self, w: &mut Writer) {
+        encode_trusted_header(
+            w,
+            &self.block.header,
+            &self.commit,
+            self.next_validators.as_ref(),
+        );
+    }
+
     /// The header part, as served to light clients.
     pub fn trusted_header(&self) -> TrustedHeader {
         TrustedHeader {
@@ -219,11 +230,18 @@ impl Decode for Commit {
     }
 }
 
+fn encode_trusted_header(
+    w: &mut Writer,
+    header: &BlockHeader,
+    commit: &Commit,
+    next_validators: Option<&ValidatorSet>,
+) {
+    w.value(header).value(commit).option(next_validators);
+}
+
 impl Encode for TrustedHeader {
     fn encode_to(&self, w: &mut Writer) {
-        w.value(&self.header)
-            .value(&self.commit)
-            .option(self.next_validators.as_ref());
+        encode_trusted_header(w, &self.header, &self.commit, self.next_validators.as_ref());
     }
 }
 

@@ -99,6 +99,12 @@ impl Writer {
         self.buf
     }
 
+    /// Empties the buffer, keeping its allocation, to encode the next value.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.counted = 0;
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }

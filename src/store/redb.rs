@@ -11,12 +11,17 @@
 //! |------------------|----------------------------------|------------------------------------|
 //! | `meta`           | `"schema_version"`, `"head"`     | `u32` LE; [`Head`]                 |
 //! | `headers`        | height (`u64` BE)                | [`TrustedHeader`]                  |
-//! | `blocks`         | height (`u64` BE)                | [`FinalizedBlock`]                 |
+//! | `block_bodies`   | height (`u64` BE)                | the block's events: `seq(SignedEvent)` |
 //! | `block_hashes`   | block hash                       | height (`u64`)                     |
 //! | `events`         | event id                         | [`EventLocation`]                  |
 //! | `mmr_nodes`      | level (`u8`) ‖ index (`u64` BE)  | hash                               |
 //! | `validator_sets` | announcing height (`u64` BE)     | [`ValidatorSet`] signing from h + 1 |
 //! | `node_meta`      | name (UTF-8)                     | bytes ([`ChainStore::put_meta`])   |
+//!
+//! A block is its `headers` row (header, commit, announced set) and its `block_bodies` row
+//! (events): the commit, most of a block's bytes with many validators, is stored once. Schema 1
+//! stored whole blocks beside the headers, every commit twice; [`RedbStore::open`] migrates
+//! such a store in place. The height of a warp-sync snapshot has a header and no body.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -30,12 +35,14 @@ use ::redb::{
 use super::append::{plan, plan_snapshot, Plan};
 use super::{check_height, decode_stored, ChainStore, EventLocation, Head, StoreError};
 use crate::chain::{
-    BlockHash, Decode, Encode, EventId, FinalizedBlock, Hash, TrustedHeader, ValidatorSet,
+    Block, BlockHash, Decode, DecodeError, Encode, EventId, FinalizedBlock, Hash, Reader,
+    TrustedHeader, ValidatorSet, Writer, MAX_BLOCK_EVENTS,
 };
 use crate::protocol::snapshot::Snapshot;
 
-/// The layout version this build reads and writes; [`RedbStore::open`] refuses any other.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version this build reads and writes; [`RedbStore::open`] migrates schema 1 and
+/// refuses any other.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// redb's page cache: enough for the hot top of every table, modest for a small node.
 const CACHE_BYTES: usize = 64 << 20;
@@ -45,7 +52,7 @@ type NodeKey = [u8; 9];
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const HEADERS: TableDefinition<&HeightKey, &[u8]> = TableDefinition::new("headers");
-const BLOCKS: TableDefinition<&HeightKey, &[u8]> = TableDefinition::new("blocks");
+const BODIES: TableDefinition<&HeightKey, &[u8]> = TableDefinition::new("block_bodies");
 const BLOCK_HASHES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("block_hashes");
 const EVENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("events");
 const MMR_NODES: TableDefinition<&NodeKey, &[u8]> = TableDefinition::new("mmr_nodes");
@@ -93,7 +100,8 @@ impl fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
-    /// Opens the store at `path`, creating the file (and its directory) if missing. Fails with
+    /// Opens the store at `path`, creating the file (and its directory) if missing, migrating
+    /// a store of schema 1. Fails with
     /// [`StoreError::SchemaMismatch`] on a store of another layout version, and with
     /// [`StoreError::Backend`] if another process has it open.
     pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
@@ -187,6 +195,12 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
                 })
         });
         match found.transpose()? {
+            Some(1) => {
+                migrate_from_schema_1(&txn)?;
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .map_err(backend)?;
+                tracing::info!("store migrated from schema 1 to {SCHEMA_VERSION}");
+            }
             Some(found) if found != SCHEMA_VERSION => {
                 return Err(StoreError::SchemaMismatch {
                     found,
@@ -211,13 +225,40 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         }
     }
     txn.open_table(HEADERS).map_err(backend)?;
-    txn.open_table(BLOCKS).map_err(backend)?;
+    txn.open_table(BODIES).map_err(backend)?;
     txn.open_table(BLOCK_HASHES).map_err(backend)?;
     txn.open_table(EVENTS).map_err(backend)?;
     txn.open_table(MMR_NODES).map_err(backend)?;
     txn.open_table(VALIDATOR_SETS).map_err(backend)?;
     txn.open_table(NODE_META).map_err(backend)?;
     txn.commit().map_err(backend)
+}
+
+/// Schema 1's table of whole blocks (header, events, commit, announced set).
+const SCHEMA_1_BLOCKS: TableDefinition<&HeightKey, &[u8]> = TableDefinition::new("blocks");
+
+/// Schema 1 to 2: each whole block becomes its events in `block_bodies` (its header, commit and
+/// set are in `headers` already). Inside the opening transaction, so a crash leaves schema 1.
+fn migrate_from_schema_1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let old = txn.open_table(SCHEMA_1_BLOCKS).map_err(backend)?;
+        let mut bodies = txn.open_table(BODIES).map_err(backend)?;
+        let mut w = Writer::new();
+        for entry in old.iter().map_err(backend)? {
+            let (key, value) = entry.map_err(backend)?;
+            let height = key_height(key.value());
+            let block: FinalizedBlock = decode_stored(
+                format_args!("schema 1 block at height {height}"),
+                value.value(),
+            )?;
+            check_height("block", height, block.height())?;
+            w.clear();
+            w.seq(&block.block.events);
+            bodies.insert(key.value(), w.as_bytes()).map_err(backend)?;
+        }
+    }
+    txn.delete_table(SCHEMA_1_BLOCKS).map_err(backend)?;
+    Ok(())
 }
 
 fn read_head(
@@ -232,18 +273,20 @@ fn read_head(
 /// Writes a checked plan inside `txn`.
 fn write_plan(txn: &WriteTransaction, plan: &Plan<'_>) -> Result<(), StoreError> {
     let mut headers = txn.open_table(HEADERS).map_err(backend)?;
-    let mut blocks = txn.open_table(BLOCKS).map_err(backend)?;
+    let mut bodies = txn.open_table(BODIES).map_err(backend)?;
     let mut hashes = txn.open_table(BLOCK_HASHES).map_err(backend)?;
     let mut events = txn.open_table(EVENTS).map_err(backend)?;
     let mut nodes = txn.open_table(MMR_NODES).map_err(backend)?;
     let mut sets = txn.open_table(VALIDATOR_SETS).map_err(backend)?;
+    let mut w = Writer::new();
     for p in &plan.blocks {
         let key = height_key(p.height);
-        let header = p.block.trusted_header().encode();
-        headers.insert(&key, header.as_slice()).map_err(backend)?;
-        blocks
-            .insert(&key, p.block.encode().as_slice())
-            .map_err(backend)?;
+        w.clear();
+        p.block.encode_trusted_header_to(&mut w);
+        headers.insert(&key, w.as_bytes()).map_err(backend)?;
+        w.clear();
+        w.seq(&p.block.block.events);
+        bodies.insert(&key, w.as_bytes()).map_err(backend)?;
         hashes
             .insert(p.hash.as_bytes(), p.height.encode().as_slice())
             .map_err(backend)?;
@@ -264,6 +307,27 @@ fn write_plan(txn: &WriteTransaction, plan: &Plan<'_>) -> Result<(), StoreError>
     meta.insert(HEAD_KEY, plan.head.encode().as_slice())
         .map_err(backend)?;
     Ok(())
+}
+
+/// The block at `height` from its stored header and body.
+fn assemble(height: u64, header: &[u8], body: &[u8]) -> Result<FinalizedBlock, StoreError> {
+    let header: TrustedHeader = decode_stored(format_args!("header at height {height}"), header)?;
+    check_height("header", height, header.header.height)?;
+    let events = (|| {
+        let mut r = Reader::new(body);
+        let events = r.seq("block events", MAX_BLOCK_EVENTS)?;
+        r.finish()?;
+        Ok(events)
+    })()
+    .map_err(|e: DecodeError| StoreError::Corrupt(format!("body at height {height}: {e}")))?;
+    Ok(FinalizedBlock {
+        block: Block {
+            header: header.header,
+            events,
+        },
+        commit: header.commit,
+        next_validators: header.next_validators,
+    })
 }
 
 /// An event id keeps its first location.
@@ -358,19 +422,46 @@ impl ChainStore for RedbStore {
     }
 
     fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError> {
-        let block: Option<FinalizedBlock> = self.get(
-            BLOCKS,
-            &height_key(height),
-            format_args!("block at height {height}"),
-        )?;
-        if let Some(b) = &block {
-            check_height("block", height, b.height())?;
-        }
-        Ok(block)
+        Ok(self.blocks(height, 1)?.pop())
     }
 
     fn blocks(&self, start: u64, count: u32) -> Result<Vec<FinalizedBlock>, StoreError> {
-        self.consecutive(BLOCKS, start, count, FinalizedBlock::height)
+        let txn = self.read()?;
+        let bodies = txn.open_table(BODIES).map_err(backend)?;
+        let headers = txn.open_table(HEADERS).map_err(backend)?;
+        // Both tables hold every height from the lowest block on, so they are read in step.
+        let mut header_rows = headers
+            .range::<&HeightKey>(&height_key(start)..)
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity((count as usize).min(1024));
+        let mut expected = start;
+        for entry in bodies
+            .range::<&HeightKey>(&height_key(start)..)
+            .map_err(backend)?
+        {
+            if out.len() >= count as usize {
+                break;
+            }
+            let (key, body) = entry.map_err(backend)?;
+            let height = key_height(key.value());
+            if height != expected {
+                break;
+            }
+            let header = match header_rows.next().transpose().map_err(backend)? {
+                Some((key, value)) if key_height(key.value()) == height => value,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the block at height {height} has a body and no header"
+                    )))
+                }
+            };
+            out.push(assemble(height, header.value(), body.value())?);
+            match expected.checked_add(1) {
+                Some(next) => expected = next,
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     fn height_of(&self, hash: &BlockHash) -> Result<Option<u64>, StoreError> {
@@ -420,7 +511,7 @@ impl ChainStore for RedbStore {
 
     fn lowest_height(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
-        let table = txn.open_table(BLOCKS).map_err(backend)?;
+        let table = txn.open_table(BODIES).map_err(backend)?;
         if let Some((key, _)) = table.first().map_err(backend)? {
             return Ok(key_height(key.value()));
         }
