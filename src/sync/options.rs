@@ -29,7 +29,10 @@ pub struct SyncOptions {
     pub blocks_per_request: u32,
     /// Headers per `GetHeaders` (header-first), 1 to [`MAX_HEADERS_PER_REQUEST`]. Default: 512.
     pub headers_per_request: u32,
-    /// Most requests in flight to one peer. Default: 2.
+    /// Most requests in flight to one peer. Default: 4. A response of 128 blocks with 100
+    /// validators is ~0.9 MB, so over a 100 ms round trip 2 in flight would cap one peer near
+    /// 2,500 blocks/s, about what two cores verify; 4 leaves room, and a peer answers up to 8 at
+    /// once (PROTOCOL.md §21.2). Over loopback 2 and 4 measure the same (BENCHMARKS.md).
     pub max_requests_per_peer: usize,
     /// Most requests in flight in all. Default: 16.
     pub max_requests_total: usize,
@@ -107,7 +110,7 @@ impl Default for SyncOptions {
             mode: SyncMode::Fast,
             blocks_per_request: MAX_BLOCKS_PER_REQUEST,
             headers_per_request: MAX_HEADERS_PER_REQUEST,
-            max_requests_per_peer: 2,
+            max_requests_per_peer: 4,
             max_requests_total: 16,
             max_in_flight_bytes: 8 * MAX_RESPONSE_BYTES as u64,
             max_ahead_blocks: 1024,
