@@ -12,7 +12,7 @@ use headway::net::{
     keypair_from_seed, HandshakeFailure, NetEvent, Network, NetworkConfig, RequestFailure,
     RespondError,
 };
-use headway::protocol::limits::{RateLimit, MAX_RESPONSE_BYTES};
+use headway::protocol::limits::{ByteBudget, RateLimit, MAX_RESPONSE_BYTES};
 use headway::protocol::{
     fit_to_response, sign_ack, BlocksResponse, ErrorCode, GetBlocks, GetHeaders, GossipMessage,
     HandshakeInfo, HeadersResponse, Hello, HelloResponse, HelloRpc, Protocol, Request, Response,
@@ -355,6 +355,53 @@ async fn a_peer_over_its_rate_limit_gets_rate_limited() {
     .expect("all answered");
     assert_eq!((ok, limited), (2, 3));
     assert_eq!(a.peer_score(&pb), -30);
+}
+
+#[tokio::test]
+async fn a_peer_over_its_byte_budget_is_told_to_wait_without_losing_score() {
+    let mut ca = config(30, "devnet", &["/ip4/127.0.0.1/tcp/0"]);
+    // Less than one header at once, refilled at a byte a second: the first answer spends it.
+    ca.peer_book.egress = ByteBudget {
+        burst_bytes: 100,
+        bytes_per_sec: 1,
+    };
+    let mut a = start(ca).await;
+    let mut b = start(config(31, "devnet", &[])).await;
+    handshake(&mut a, &mut b, "/tcp/").await;
+    let (pa, pb) = (a.local_peer_id(), b.local_peer_id());
+    let header = ChainBuilder::new("devnet", 4).next_block(Vec::new()).1;
+
+    let mut answers = Vec::new();
+    let mut nets = [&mut a, &mut b];
+    for _ in 0..2 {
+        nets[1]
+            .send_request(pa, Request::GetHeaders(GetHeaders { start: 1, count: 1 }))
+            .unwrap();
+        let answer = tokio::time::timeout(STEP, async {
+            loop {
+                match next_any(&mut nets).await {
+                    (0, NetEvent::InboundRequest { id, .. }) => {
+                        let r = Response::Headers(HeadersResponse::Headers(vec![header.clone()]));
+                        nets[0].respond(id, r).unwrap();
+                    }
+                    (1, NetEvent::Response { result, .. }) => return result.unwrap(),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("answered");
+        answers.push(answer);
+    }
+    assert!(
+        matches!(&answers[0], Response::Headers(HeadersResponse::Headers(h)) if h.len() == 1),
+        "{:?}",
+        answers[0]
+    );
+    let refusal = answers[1].as_error().expect("refused");
+    assert_eq!(refusal.code, ErrorCode::RateLimited);
+    assert!(refusal.message.contains("byte budget"), "{refusal}");
+    assert_eq!(a.peer_score(&pb), 0);
 }
 
 #[tokio::test]

@@ -358,6 +358,13 @@ impl Network {
             Ok(request) => P::request(request),
             Err(error) => return self.send_error::<P>(channel, error),
         };
+        // Not a fault: a requester cannot know response sizes before it asks, so an honest one
+        // may run into the budget. It is told to come back later; its score is untouched.
+        if !self.book.within_egress_budget(&peer, self.now()) {
+            tracing::debug!(%peer, protocol = %P::PROTOCOL, "over its byte budget");
+            let error = ErrorResponse::new(ErrorCode::RateLimited, "over your byte budget");
+            return self.send_error::<P>(channel, error);
+        }
         let id = InboundId {
             protocol: P::PROTOCOL,
             id: request_id,

@@ -557,17 +557,20 @@ impl Network {
         self.book.inbound_finished(&peer);
         let max = id.protocol.max_response_bytes();
         let len = response.encoded_len();
-        let (response, result) = if len > max {
+        let (response, sent, result) = if len > max {
             let error = ErrorResponse::new(
                 ErrorCode::TooLarge,
                 format!("the response would be {len} bytes, over the cap {max}"),
             );
             let response = Response::error(id.protocol, error).expect("a data protocol");
-            (response, Err(RespondError::TooLarge { len, max }))
+            let sent = response.encoded_len();
+            (response, sent, Err(RespondError::TooLarge { len, max }))
         } else {
-            (response, Ok(()))
+            (response, len, Ok(()))
         };
         self.send_pending(channel, response)?;
+        let now = self.now();
+        self.book.charge_egress(&peer, sent, now);
         result
     }
 

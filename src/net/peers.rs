@@ -8,6 +8,9 @@
 //!   again quickly.
 //! - A **token bucket** per peer and protocol ([`RateLimit`]), decided by
 //!   [`PeerBook::allow_request`].
+//! - A **byte budget** per peer for what the node sends it in data responses ([`ByteBudget`]):
+//!   each response is charged after it is sent ([`PeerBook::charge_egress`]); while the peer is
+//!   over its burst, [`PeerBook::within_egress_budget`] says no to its next data requests.
 //! - The number of the peer's requests the node is still **answering**, capped at
 //!   [`PeerBookConfig::max_concurrent_inbound`].
 //! - The peer's last [`Status`], to pick sync peers.
@@ -20,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::protocol::limits::{RateLimit, MAX_CONCURRENT_INBOUND_PER_PEER};
+use crate::protocol::limits::{ByteBudget, RateLimit, MAX_CONCURRENT_INBOUND_PER_PEER};
 use crate::protocol::{Protocol, Status};
 
 /// A peer's offence, each with its own penalty.
@@ -51,6 +54,8 @@ pub struct PeerBookConfig {
     pub max_concurrent_inbound: usize,
     /// Inbound rate limit per protocol, indexed by [`Protocol::index`].
     pub rate_limits: [RateLimit; Protocol::ALL.len()],
+    /// Bytes of data responses sent to one peer.
+    pub egress: ByteBudget,
 }
 
 impl Default for PeerBookConfig {
@@ -62,6 +67,7 @@ impl Default for PeerBookConfig {
             retention: Duration::from_secs(60 * 60),
             max_concurrent_inbound: MAX_CONCURRENT_INBOUND_PER_PEER,
             rate_limits: Protocol::ALL.map(RateLimit::default_for),
+            egress: ByteBudget::DEFAULT,
         }
     }
 }
@@ -101,6 +107,8 @@ struct Entry {
     banned_until: Option<Duration>,
     /// GCRA "theoretical arrival time" per protocol.
     buckets: [Duration; Protocol::ALL.len()],
+    /// GCRA time of the bytes sent in data responses: how far ahead of now the budget is spent.
+    egress_tat: Duration,
     inflight: usize,
     status: Option<KnownStatus>,
     connected: bool,
@@ -113,6 +121,7 @@ impl Entry {
             score: 0,
             banned_until: None,
             buckets: [Duration::ZERO; Protocol::ALL.len()],
+            egress_tat: Duration::ZERO,
             inflight: 0,
             status: None,
             connected: false,
@@ -226,6 +235,22 @@ impl<P: Clone + Eq + Hash> PeerBook<P> {
         }
         e.buckets[protocol.index()] = tat + interval;
         true
+    }
+
+    /// Whether the peer may be sent another data response: the bytes already sent to it are
+    /// within the burst of its [`ByteBudget`]. One response may take it past the burst (its
+    /// size is known only once it is built); it is then refused until the budget refills.
+    pub fn within_egress_budget(&mut self, peer: &P, now: Duration) -> bool {
+        let budget = self.config.egress;
+        let e = self.entry(peer, now);
+        e.egress_tat.saturating_sub(now) <= budget.time_for(budget.burst_bytes)
+    }
+
+    /// Charges `bytes` sent to the peer in a data response to its byte budget.
+    pub fn charge_egress(&mut self, peer: &P, bytes: usize, now: Duration) {
+        let time = self.config.egress.time_for(bytes as u64);
+        let e = self.entry(peer, now);
+        e.egress_tat = e.egress_tat.max(now).saturating_add(time);
     }
 
     /// Counts a request of the peer that the node now answers: `false` (and nothing counted)
@@ -447,6 +472,43 @@ mod tests {
         assert!(b.allow_request(&1, Protocol::Proof, Duration::ZERO));
         assert!(!b.allow_request(&1, Protocol::Proof, S / 2));
         assert!(b.allow_request(&1, Protocol::Proof, S));
+    }
+
+    #[test]
+    fn the_byte_budget_refuses_a_peer_past_its_burst_until_it_refills() {
+        let mut b = PeerBook::new(PeerBookConfig {
+            egress: ByteBudget {
+                burst_bytes: 1_000,
+                bytes_per_sec: 100,
+            },
+            ..PeerBookConfig::default()
+        });
+        let t = Duration::from_secs(100);
+        // The burst is spent, and one response may go past it.
+        assert!(b.within_egress_budget(&1, t));
+        b.charge_egress(&1, 1_000, t);
+        assert!(b.within_egress_budget(&1, t), "exactly the burst");
+        b.charge_egress(&1, 500, t);
+        assert!(!b.within_egress_budget(&1, t));
+        assert!(
+            b.within_egress_budget(&2, t),
+            "other peers have their own budget"
+        );
+        // 500 bytes over, at 100 bytes/s: 5 s to be back within the burst.
+        assert!(!b.within_egress_budget(&1, t + Duration::from_millis(4_999)));
+        assert!(b.within_egress_budget(&1, t + S * 5));
+        // Idle time refills the burst and no more.
+        let t = t + S * 1_000;
+        b.charge_egress(&1, 1_000, t);
+        assert!(b.within_egress_budget(&1, t));
+        b.charge_egress(&1, 1, t);
+        assert!(!b.within_egress_budget(&1, t));
+        // A huge charge saturates instead of overflowing.
+        b.charge_egress(&1, usize::MAX, t);
+        b.charge_egress(&1, usize::MAX, t);
+        assert!(!b.within_egress_budget(&1, t + S * 1_000_000));
+        // Refusing does not touch the score.
+        assert_eq!(b.score(&1), 0);
     }
 
     #[test]

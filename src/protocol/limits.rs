@@ -59,6 +59,35 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(30);
 /// does not reach (light clients) of each new head, at most this often.
 pub const STATUS_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What a node sends one peer in data responses (headers, blocks, proofs, snapshots), in bytes:
+/// up to `burst_bytes` at once, then `bytes_per_sec`. The request rate limits count requests,
+/// not bytes; this bounds what those requests can make a node send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteBudget {
+    pub burst_bytes: u64,
+    pub bytes_per_sec: u64,
+}
+
+impl ByteBudget {
+    /// 64 MiB/s after a 128 MiB burst, per peer. A full node catching up with 100 validators
+    /// takes ~7 KB a block, ~17 MB/s at what two cores verify (BENCHMARKS.md): the budget is
+    /// about four times that, and a tenth of what the rate limits alone allow (~280 MiB/s of
+    /// full responses).
+    pub const DEFAULT: ByteBudget = ByteBudget {
+        burst_bytes: 128 * 1024 * 1024,
+        bytes_per_sec: 64 * 1024 * 1024,
+    };
+
+    /// How long sending `bytes` takes out of the budget (saturating; never for a zero rate).
+    pub fn time_for(self, bytes: u64) -> Duration {
+        if self.bytes_per_sec == 0 {
+            return Duration::MAX;
+        }
+        let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(self.bytes_per_sec);
+        u64::try_from(nanos).map_or(Duration::MAX, Duration::from_nanos)
+    }
+}
+
 // A full snapshot chunk plus its fixed fields and the response tag fits in a response.
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES + 128 <= MAX_RESPONSE_BYTES);
 
@@ -97,6 +126,24 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn a_byte_budget_converts_bytes_to_time() {
+        let b = ByteBudget {
+            burst_bytes: 10,
+            bytes_per_sec: 1_000,
+        };
+        assert_eq!(b.time_for(0), Duration::ZERO);
+        assert_eq!(b.time_for(1), Duration::from_millis(1));
+        assert_eq!(b.time_for(1_500), Duration::from_millis(1_500));
+        assert_eq!(b.time_for(u64::MAX), Duration::MAX, "saturates");
+        let never = ByteBudget {
+            bytes_per_sec: 0,
+            ..b
+        };
+        assert_eq!(never.time_for(1), Duration::MAX);
+        assert!(ByteBudget::DEFAULT.burst_bytes >= MAX_RESPONSE_BYTES as u64);
+    }
 
     #[test]
     fn every_protocol_has_a_positive_rate_limit() {
