@@ -927,6 +927,39 @@ fn a_lone_silent_peer_times_out_backs_off_exponentially_and_is_given_up() {
 }
 
 #[test]
+fn a_peer_that_refuses_is_backed_off_once_per_round_and_never_given_up() {
+    let chain = main_chain();
+    let options = SyncOptions::default();
+    let mut net = Net::new(chain, options.clone());
+    net.connect(
+        1,
+        ScriptedPeer::new(chain, Behaviour::Error(ErrorCode::RateLimited)),
+    );
+    assert!(net.run_until(|net| net.sent.len() >= 4 * 10));
+    // Each round sends the peer its fill of requests; all are refused, and the back-off
+    // doubles once per round, not once per refusal, up to its maximum.
+    let mut rounds: Vec<u64> = net.sent.iter().map(|(t, _, _)| *t).collect();
+    rounds.dedup();
+    let gaps: Vec<u64> = rounds.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected: Vec<u64> = (1..=gaps.len() as u32)
+        .map(|n| options.backoff_ms(n))
+        .collect();
+    assert_eq!(gaps, expected);
+    assert_eq!(gaps.last(), Some(&options.backoff_max_ms));
+    assert!(
+        !net.actions
+            .iter()
+            .any(|a| matches!(a, Action::GiveUpPeer { .. })),
+        "a refusing peer answers: it is not given up"
+    );
+    assert!(net.reports().is_empty());
+    // A peer that serves arrives: sync finishes.
+    net.connect(2, ScriptedPeer::honest(chain));
+    net.run();
+    net.assert_store_is_the_chain();
+}
+
+#[test]
 fn refusals_back_off_and_not_found_lowers_the_peer_s_head() {
     let net = sync_with_one_bad_peer(
         SyncOptions::default(),

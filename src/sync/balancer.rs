@@ -21,6 +21,11 @@ pub(crate) struct PeerState {
     pub in_flight: usize,
     /// Failures in a row.
     pub failures: u32,
+    /// `RateLimited` refusals in a row, counted once per round of requests (see
+    /// [`Balancer::refused`]).
+    pub refusals: u32,
+    /// When the last counted refusal arrived.
+    pub refused_at: u64,
     /// No new request before this time.
     pub backoff_until: u64,
     /// Moving average of response times, ms; `None` until measured.
@@ -39,6 +44,8 @@ impl PeerState {
             trusted,
             in_flight: 0,
             failures: 0,
+            refusals: 0,
+            refused_at: 0,
             backoff_until: 0,
             latency_ms: None,
             bytes_per_s: None,
@@ -219,7 +226,24 @@ impl<P: Clone + Ord> Balancer<P> {
             p.latency_ms = Some(ewma(p.latency_ms, ms));
             p.bytes_per_s = Some(ewma(p.bytes_per_s, rate));
             p.failures = 0;
+            p.refusals = 0;
             p.backoff_until = 0;
+        }
+    }
+
+    /// A `RateLimited` answer to a request sent at `sent_ms`: the peer answers but will not
+    /// serve now (over a rate or byte budget, or it has banned us). Backs it off by
+    /// `backoff(refusals)`, counting only refusals of requests sent after the last counted
+    /// one, so the requests already in flight when it started refusing do not escalate the
+    /// back-off. Never a reason to give the peer up.
+    pub fn refused(&mut self, peer: &P, sent_ms: u64, now_ms: u64, backoff: impl Fn(u32) -> u64) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            if p.refusals == 0 || sent_ms > p.refused_at {
+                p.refusals += 1;
+                p.refused_at = now_ms;
+            }
+            let until = now_ms.saturating_add(backoff(p.refusals));
+            p.backoff_until = p.backoff_until.max(until);
         }
     }
 

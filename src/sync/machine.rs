@@ -486,6 +486,13 @@ impl<P: Clone + Ord + fmt::Debug> BlockSync<P> {
                     Kind::Headers { start, .. } | Kind::Blocks { start, .. } => start,
                 };
                 self.peers.lacks(&peer, start);
+            } else if error.code == ErrorCode::RateLimited {
+                self.metrics.request_failures += 1;
+                let options = &self.options;
+                self.peers
+                    .refused(&peer, request.sent_ms, self.now_ms, |n| {
+                        options.backoff_ms(n)
+                    });
             } else {
                 self.failed(&peer, &RequestFailure::Refused(error.to_string()));
             }
