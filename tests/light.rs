@@ -9,6 +9,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use headway::chain::{
     Block, CheckpointError, Commit, Encode, EventId, Hash, TrustedHeader, ValidatorSet,
@@ -19,8 +20,12 @@ use headway::light::{
     LightStoreError, MemoryLightStore, Phase, QueryId, RequestFailure, RequestId, StopReason,
     StoredHeader, StoredValidators, VerifiedHeader,
 };
+use headway::net::{PeerBook, PeerBookConfig};
 use headway::proof::{EventProof, EventProofError, Mmr, VerifiedEvent};
-use headway::protocol::{GetHeaders, HeadersResponse, ProofResponse, Request, Response, Status};
+use headway::protocol::limits::RateLimit;
+use headway::protocol::{
+    GetHeaders, HeadersResponse, ProofResponse, Protocol, Request, Response, Status,
+};
 use headway::testkit::{self, ChainBuilder};
 use headway::verify::VerifyError;
 
@@ -481,6 +486,50 @@ fn buffers_out_of_order_ranges_within_the_bound() {
     for (_, g) in net.header_requests().skip(1) {
         assert!(g.count <= 32);
     }
+}
+
+#[test]
+fn header_requests_stay_within_the_full_nodes_rate_limit() {
+    // Small ranges from one peer: far more requests than the limit's burst.
+    let options = LightOptions {
+        batch_size: 8,
+        max_requests_per_peer: 4,
+        ..LightOptions::default()
+    };
+    let mut net = Net::new(options);
+    net.connect(1, ScriptedPeer::honest(TIP));
+    net.run();
+    assert_eq!(net.verified(), TIP);
+    // The node's own rule (`net::PeerBook`, default limits) admits every one of them.
+    let mut book = PeerBook::new(PeerBookConfig::default());
+    let requests: Vec<u64> = net
+        .sent
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Request::GetHeaders(_)))
+        .map(|(t, _, _)| *t)
+        .collect();
+    let limit = RateLimit::default_for(Protocol::Headers);
+    assert!(
+        requests.len() > 4 * limit.burst as usize,
+        "{}",
+        requests.len()
+    );
+    for (i, &t) in requests.iter().enumerate() {
+        assert!(
+            book.allow_request(&1u8, Protocol::Headers, Duration::from_millis(t)),
+            "request {i} at {t} ms would be refused"
+        );
+    }
+    // Paced, not stalled: the requests took about the limit's time, no more.
+    let span = Duration::from_millis(requests.last().unwrap() - requests[0]);
+    let at_the_limit = limit.refill_every * (requests.len() as u32 - limit.burst);
+    assert!(span >= at_the_limit, "{span:?}");
+    assert!(
+        span <= at_the_limit * 13 / 10,
+        "{span:?} for {}",
+        requests.len()
+    );
+    assert!(net.drops().is_empty());
 }
 
 #[test]

@@ -96,6 +96,8 @@ pub struct LightClient<P> {
     pub(super) stored_height: Option<u64>,
     pub(super) announced_height: Option<u64>,
     pub(super) stopped: Option<StopReason>,
+    /// When a header request held back only by the peers' pace may go (set by `schedule`).
+    pub(super) pace_wakeup: Option<u64>,
     /// Caught up, and since then never more than a request batch behind the target: the next
     /// heads come in one round trip, which is following, not syncing.
     following: bool,
@@ -128,6 +130,7 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             peers: Peers::new(),
             requests: BTreeMap::new(),
             next_request: 0,
+            pace_wakeup: None,
             queries: BTreeMap::new(),
             actions: VecDeque::new(),
             to_store: Vec::new(),
@@ -257,7 +260,13 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
         let flush =
             (!self.to_store.is_empty()).then(|| self.to_store_since + self.options.store_flush_ms);
         let backoff = self.peers.next_backoff_end(self.now_ms);
-        requests.chain(queries).chain(flush).chain(backoff).min()
+        let pace = self.pace_wakeup.filter(|&t| t > self.now_ms);
+        requests
+            .chain(queries)
+            .chain(flush)
+            .chain(backoff)
+            .chain(pace)
+            .min()
     }
 
     pub fn phase(&self) -> Phase {
@@ -547,6 +556,7 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             Request::GetHeaders(g) => {
                 self.stats.header_requests += 1;
                 self.stats.headers_requested += u64::from(g.count);
+                self.peers.header_request_sent(&peer, self.now_ms);
             }
             Request::GetProof(_) => self.stats.proof_requests += 1,
             Request::GetBlocks(_) | Request::GetSnapshot(_) => {}

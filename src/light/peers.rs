@@ -4,7 +4,21 @@
 use std::collections::BTreeMap;
 
 use crate::chain::Hash;
-use crate::protocol::Status;
+use crate::protocol::limits::RateLimit;
+use crate::protocol::{Protocol, Status};
+
+/// Our side of the full nodes' inbound limit on header requests (GCRA, PROTOCOL.md §21.2),
+/// like the full node's requester: requests spaced 10% wider than the limit and 3 fewer in the
+/// burst, since they can arrive closer together than they were sent. A request over the limit
+/// is refused and costs the client score, and in the end a ban.
+const HEADER_PACE: (u64, u64) = {
+    let limit = RateLimit::default_for(Protocol::Headers);
+    let interval_ms = limit.refill_every.as_millis() as u64 * 11 / 10;
+    (
+        interval_ms,
+        interval_ms * limit.burst.saturating_sub(3) as u64,
+    )
+};
 
 /// One connected peer.
 #[derive(Clone, Debug)]
@@ -26,6 +40,8 @@ pub(crate) struct PeerInfo {
     pub last_used: u64,
     /// A fork probe to this peer is out: no sync requests until it is answered.
     pub suspect: bool,
+    /// GCRA time of our header requests to it ([`HEADER_PACE`]).
+    headers_tat: u64,
 }
 
 impl PeerInfo {
@@ -39,7 +55,13 @@ impl PeerInfo {
             backoff_until: 0,
             last_used: 0,
             suspect: false,
+            headers_tat: 0,
         }
+    }
+
+    /// When it may next be sent a header request.
+    fn headers_ready_at(&self) -> u64 {
+        self.headers_tat.saturating_sub(HEADER_PACE.1)
     }
 
     /// Whether it may get a new request at `now_ms` for a range starting at `start`.
@@ -195,6 +217,41 @@ impl<P: Clone + Ord> Peers<P> {
             })
             .min_by_key(|(_, info)| (info.in_flight, info.last_used))
             .map(|(p, _)| p.clone())
+    }
+
+    /// [`Peers::pick`] for a header request: also within the peer's header pace. `Err` holds
+    /// when the pace would let an otherwise eligible peer be asked (the time to wake up for), if
+    /// that is what holds the request back.
+    pub fn pick_for_headers(
+        &self,
+        start: u64,
+        now_ms: u64,
+        max_in_flight: Option<usize>,
+    ) -> Result<P, Option<u64>> {
+        let ready = |p: &P| {
+            self.connected
+                .get(p)
+                .is_some_and(|info| info.headers_ready_at() <= now_ms)
+        };
+        if let Some(peer) = self.pick(start, now_ms, max_in_flight, ready) {
+            return Ok(peer);
+        }
+        Err(self
+            .connected
+            .values()
+            .filter(|info| {
+                info.serves(start, now_ms) && max_in_flight.is_none_or(|m| info.in_flight < m)
+            })
+            .map(PeerInfo::headers_ready_at)
+            .filter(|&t| t > now_ms)
+            .min())
+    }
+
+    /// Counts a header request sent to `peer` against its pace.
+    pub fn header_request_sent(&mut self, peer: &P, now_ms: u64) {
+        if let Some(info) = self.connected.get_mut(peer) {
+            info.headers_tat = info.headers_tat.max(now_ms) + HEADER_PACE.0;
+        }
     }
 
     /// Counts a request sent to `peer`.

@@ -332,6 +332,7 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
     pub(super) fn schedule(&mut self) {
         let now = self.now_ms;
         let per_peer = Some(self.options.max_requests_per_peer);
+        self.pace_wakeup = None;
         let Some(verified) = self.verified_height() else {
             let height = self.checkpoint.height;
             let asking = self
@@ -339,12 +340,15 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
                 .values()
                 .any(|r| matches!(r.kind, RequestKind::Anchor));
             if !asking {
-                if let Some(peer) = self.peers.pick(height, now, per_peer, |_| true) {
-                    let request = Request::GetHeaders(GetHeaders {
-                        start: height,
-                        count: 1,
-                    });
-                    self.send(peer, RequestKind::Anchor, request);
+                match self.peers.pick_for_headers(height, now, per_peer) {
+                    Ok(peer) => {
+                        let request = Request::GetHeaders(GetHeaders {
+                            start: height,
+                            count: 1,
+                        });
+                        self.send(peer, RequestKind::Anchor, request);
+                    }
+                    Err(wakeup) => self.pace_wakeup = wakeup,
                 }
             }
             return;
@@ -362,8 +366,12 @@ impl<P: Clone + Ord + fmt::Debug> LightClient<P> {
             let Some((start, count)) = self.ranges.next(target, batch, limit) else {
                 break;
             };
-            let Some(peer) = self.peers.pick(start, now, per_peer, |_| true) else {
-                break;
+            let peer = match self.peers.pick_for_headers(start, now, per_peer) {
+                Ok(peer) => peer,
+                Err(wakeup) => {
+                    self.pace_wakeup = wakeup;
+                    break;
+                }
             };
             let head = self.peers.get(&peer).map_or(start, |p| p.head);
             let count = count.min(head - start + 1);
