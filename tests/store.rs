@@ -58,6 +58,23 @@ fn filled(store: &dyn ChainStore) -> (ChainBuilder, Vec<FinalizedBlock>) {
     (chain, blocks)
 }
 
+/// A redb file holding the sample chain, closed again, to tamper with: the directory that
+/// holds it (removed when dropped), its path, the blocks, and what the store read back.
+fn closed_filled_redb() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<FinalizedBlock>,
+    Snapshot,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.redb");
+    let store = RedbStore::open(&path).unwrap();
+    let blocks = filled(&store).1;
+    let before = snapshot(&store);
+    drop(store);
+    (dir, path, blocks, before)
+}
+
 /// Everything readable about a store, to check that a rejected append changed nothing.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
@@ -586,12 +603,7 @@ fn redb_rejects_a_database_that_is_not_a_store() {
 
 #[test]
 fn redb_reports_corrupt_values_without_panicking() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chain.redb");
-    let blocks = {
-        let store = RedbStore::open(&path).unwrap();
-        filled(&store).1
-    };
+    let (_dir, path, blocks, _) = closed_filled_redb();
     raw_write(&path, HEADERS, &3u64.to_be_bytes(), b"garbage");
     // A valid header stored under another height is corrupt too.
     let header_2 = blocks[2].trusted_header().encode();
@@ -613,12 +625,7 @@ fn redb_reports_corrupt_values_without_panicking() {
 
 #[test]
 fn redb_reports_a_corrupt_or_orphan_block_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chain.redb");
-    let blocks = {
-        let store = RedbStore::open(&path).unwrap();
-        filled(&store).1
-    };
+    let (_dir, path, blocks, _) = closed_filled_redb();
     // A body that does not decode, and one at a height without a header.
     raw_write(&path, BODIES, &4u64.to_be_bytes(), &[9, 9, 9]);
     let beyond = LEN as u64 + 3;
@@ -641,13 +648,7 @@ const SCHEMA_1_BLOCKS: ::redb::TableDefinition<&[u8; 8], &[u8]> =
 
 #[test]
 fn redb_migrates_a_store_of_schema_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chain.redb");
-    let (blocks, before) = {
-        let store = RedbStore::open(&path).unwrap();
-        let blocks = filled(&store).1;
-        (blocks, snapshot(&store))
-    };
+    let (_dir, path, blocks, before) = closed_filled_redb();
     // Turn it into what schema 1 wrote: whole blocks, no bodies table.
     {
         let db = ::redb::Database::create(&path).unwrap();

@@ -7,17 +7,13 @@ use crate::chain::Hash;
 use crate::protocol::limits::RateLimit;
 use crate::protocol::{Protocol, Status};
 
-/// Our side of the full nodes' inbound limit on header requests (GCRA, PROTOCOL.md §21.2),
-/// like the full node's requester: requests spaced 10% wider than the limit and 3 fewer in the
-/// burst, since they can arrive closer together than they were sent. A request over the limit
-/// is refused and costs the client score, and in the end a ban.
+/// Our side of the full nodes' inbound limit on header requests (PROTOCOL.md §21.2), as the
+/// full node's sync driver paces its requests: (interval, tolerance) in ms for GCRA. A request
+/// over the limit is refused and costs the client score, and in the end a ban.
 const HEADER_PACE: (u64, u64) = {
-    let limit = RateLimit::default_for(Protocol::Headers);
-    let interval_ms = limit.refill_every.as_millis() as u64 * 11 / 10;
-    (
-        interval_ms,
-        interval_ms * limit.burst.saturating_sub(3) as u64,
-    )
+    let limit = RateLimit::default_for(Protocol::Headers).requester_side();
+    let interval_ms = limit.refill_every.as_millis() as u64;
+    (interval_ms, interval_ms * limit.burst as u64)
 };
 
 /// One connected peer.
@@ -64,9 +60,14 @@ impl PeerInfo {
         self.headers_tat.saturating_sub(HEADER_PACE.1)
     }
 
-    /// Whether it may get a new request at `now_ms` for a range starting at `start`.
-    fn serves(&self, start: u64, now_ms: u64) -> bool {
-        !self.suspect && self.backoff_until <= now_ms && self.lowest <= start && self.head >= start
+    /// Whether it may get a new request at `now_ms` for a range starting at `start`, with
+    /// fewer than `max_in_flight` (if given) already out.
+    fn can_take(&self, start: u64, now_ms: u64, max_in_flight: Option<usize>) -> bool {
+        !self.suspect
+            && self.backoff_until <= now_ms
+            && self.lowest <= start
+            && self.head >= start
+            && max_in_flight.is_none_or(|m| self.in_flight < m)
     }
 }
 
@@ -210,11 +211,7 @@ impl<P: Clone + Ord> Peers<P> {
     ) -> Option<P> {
         self.connected
             .iter()
-            .filter(|(p, info)| {
-                info.serves(start, now_ms)
-                    && max_in_flight.is_none_or(|m| info.in_flight < m)
-                    && allow(p)
-            })
+            .filter(|(p, info)| info.can_take(start, now_ms, max_in_flight) && allow(p))
             .min_by_key(|(_, info)| (info.in_flight, info.last_used))
             .map(|(p, _)| p.clone())
     }
@@ -239,9 +236,7 @@ impl<P: Clone + Ord> Peers<P> {
         Err(self
             .connected
             .values()
-            .filter(|info| {
-                info.serves(start, now_ms) && max_in_flight.is_none_or(|m| info.in_flight < m)
-            })
+            .filter(|info| info.can_take(start, now_ms, max_in_flight))
             .map(PeerInfo::headers_ready_at)
             .filter(|&t| t > now_ms)
             .min())

@@ -104,9 +104,8 @@ struct Pacer {
 
 impl Pacer {
     fn limit(protocol: Protocol) -> (Duration, u32) {
-        let limit = RateLimit::default_for(protocol);
-        let interval = limit.refill_every + limit.refill_every / 10;
-        (interval, limit.burst.saturating_sub(3))
+        let limit = RateLimit::default_for(protocol).requester_side();
+        (limit.refill_every, limit.burst)
     }
 
     /// When a request to `peer` may go: now, or later.

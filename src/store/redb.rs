@@ -152,30 +152,43 @@ impl RedbStore {
         let what = table.name();
         let txn = self.read()?;
         let table = txn.open_table(table).map_err(backend)?;
-        let mut out = Vec::with_capacity((count as usize).min(1024));
-        let mut expected = start;
-        for entry in table
-            .range::<&HeightKey>(&height_key(start)..)
-            .map_err(backend)?
-        {
-            if out.len() >= count as usize {
-                break;
-            }
-            let (key, value) = entry.map_err(backend)?;
-            let height = key_height(key.value());
-            if height != expected {
-                break;
-            }
-            let item: T = decode_stored(format_args!("{what} at height {height}"), value.value())?;
+        consecutive_rows(&table, start, count, |height, value| {
+            let item: T = decode_stored(format_args!("{what} at height {height}"), value)?;
             check_height(what, height, height_of(&item))?;
-            out.push(item);
-            match expected.checked_add(1) {
-                Some(next) => expected = next,
-                None => break,
-            }
-        }
-        Ok(out)
+            Ok(item)
+        })
     }
+}
+
+/// `f(height, value)` of up to `count` rows of a height-keyed table, from `start` up to the
+/// first missing height.
+fn consecutive_rows<T>(
+    table: &impl ReadableTable<&'static HeightKey, &'static [u8]>,
+    start: u64,
+    count: u32,
+    mut f: impl FnMut(u64, &[u8]) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::with_capacity((count as usize).min(1024));
+    let mut expected = start;
+    for entry in table
+        .range::<&HeightKey>(&height_key(start)..)
+        .map_err(backend)?
+    {
+        if out.len() >= count as usize {
+            break;
+        }
+        let (key, value) = entry.map_err(backend)?;
+        let height = key_height(key.value());
+        if height != expected {
+            break;
+        }
+        out.push(f(height, value.value())?);
+        match expected.checked_add(1) {
+            Some(next) => expected = next,
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// Checks the schema version of an existing store, or writes it and creates every table in a
@@ -433,35 +446,16 @@ impl ChainStore for RedbStore {
         let mut header_rows = headers
             .range::<&HeightKey>(&height_key(start)..)
             .map_err(backend)?;
-        let mut out = Vec::with_capacity((count as usize).min(1024));
-        let mut expected = start;
-        for entry in bodies
-            .range::<&HeightKey>(&height_key(start)..)
-            .map_err(backend)?
-        {
-            if out.len() >= count as usize {
-                break;
-            }
-            let (key, body) = entry.map_err(backend)?;
-            let height = key_height(key.value());
-            if height != expected {
-                break;
-            }
-            let header = match header_rows.next().transpose().map_err(backend)? {
-                Some((key, value)) if key_height(key.value()) == height => value,
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "the block at height {height} has a body and no header"
-                    )))
+        consecutive_rows(&bodies, start, count, |height, body| {
+            match header_rows.next().transpose().map_err(backend)? {
+                Some((key, header)) if key_height(key.value()) == height => {
+                    assemble(height, header.value(), body)
                 }
-            };
-            out.push(assemble(height, header.value(), body.value())?);
-            match expected.checked_add(1) {
-                Some(next) => expected = next,
-                None => break,
+                _ => Err(StoreError::Corrupt(format!(
+                    "the block at height {height} has a body and no header"
+                ))),
             }
-        }
-        Ok(out)
+        })
     }
 
     fn height_of(&self, hash: &BlockHash) -> Result<Option<u64>, StoreError> {

@@ -128,23 +128,14 @@ impl SignatureCache {
         }
         let before = items.len();
         let mut left = Vec::with_capacity(before);
-        let mut start = 0;
-        while start < items.len() {
-            let message = items[start].message;
-            let end = start
-                + items[start..]
-                    .iter()
-                    .position(|item| item.message != message)
-                    .unwrap_or(items.len() - start);
-            let run = &items[start..end];
-            match entries.take(message) {
+        for run in items.chunk_by(|a, b| a.message == b.message) {
+            match entries.take(run[0].message) {
                 Some(pairs) => {
                     let mut next = 0;
                     left.extend(run.iter().filter(|item| !holds(&pairs, &mut next, item)));
                 }
                 None => left.extend_from_slice(run),
             }
-            start = end;
         }
         self.used
             .fetch_add((before - left.len()) as u64, Ordering::Relaxed);
